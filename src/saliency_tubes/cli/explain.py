@@ -1,0 +1,264 @@
+"""``python explain.py``: Saliency Tubes of whole videos from a training checkpoint.
+
+Every ``stride``-th frame of a video (up to ``--max-frames`` frames of it) is explained, in consecutive
+clips of the checkpoint's clip length, on the whole frame: the short side is resized to the model's input
+size with the aspect ratio kept. Outputs per video, in ``OUT/<video stem>/``:
+
+- ``result.json``: video path, the explained frame indices, top-5 predictions, target(s), method;
+- ``saliency.npy``: float16 ``frames × height × width`` in [0, 1] at the video's resolution;
+- ``overlay.mp4``: the heatmap over the original frames; ``focus/``: RGBA PNGs (alpha = saliency);
+- ``tube.png``: the 3D tube plot.
+
+With ``--topk K`` the k-th target (k ≥ 2) gets the same files in ``target_<k>_<class>/``.
+Exit status: 0 when every input succeeded, 1 when some failed (one line each on stderr), 2 for a bad
+checkpoint or bad arguments.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..data.sampling import consecutive_clips
+from ..data.transforms import normalize, resize_short_side
+from ..data.video import VIDEO_EXTENSIONS, VideoReadError, read_frames, video_info
+from ..errors import SaliencyTubesError
+from ..explain import SaliencyTubes
+from ..explain.cam import class_activation_tubes
+from ..lightning.checkpoint import ModelInfo, load_checkpoint
+from ..render import focus_frames, overlay, plot_tube, save_png
+from ..videoio import VideoWriter
+
+METHOD = "saliency_tubes_cam"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line instead of usage + message
+        print(f"error: {message} (see --help)", file=sys.stderr)
+        sys.exit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="explain.py", description="Explain videos with Saliency Tubes from a training checkpoint.")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="video files or folders (searched recursively)")
+    p.add_argument("--checkpoint", required=True, help="checkpoint written by train.py")
+    p.add_argument("--out", required=True, help="output folder; one sub-folder per video")
+    p.add_argument("--target", default="pred", help="'pred' (the video's top prediction), a class name or a class index")
+    p.add_argument("--topk", type=int, default=1, help="explain each of the top-K predicted classes (with --target pred)")
+    p.add_argument("--max-frames", type=int, default=512, help="explain at most this many frames from the start of each video")
+    p.add_argument("--batch-size", type=int, default=4, help="clips per forward pass")
+    p.add_argument("--device", default="auto", help="'auto', 'cpu', 'cuda', 'cuda:1', ...")
+    p.add_argument("--alpha", type=float, default=0.5, help="heatmap opacity in overlay.mp4")
+    p.add_argument("--no-focus", action="store_true", help="skip the focus/ PNGs")
+    return p
+
+
+def collect_inputs(inputs: list[str]) -> list[tuple[str, Path | None, str | None]]:
+    """``(shown name, path or None, error or None)`` for every video named or found under a folder."""
+    found = []
+    for raw in inputs:
+        path = Path(raw)
+        if path.is_dir():
+            videos = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
+            if not videos:
+                found.append((raw, None, f"{raw}: no video files in this folder"))
+            found.extend((str(v), v, None) for v in videos)
+        elif path.is_file():
+            found.append((raw, path, None))
+        else:
+            found.append((raw, None, f"{raw}: no such file or folder"))
+    return found
+
+
+def resolve_class(target: str, info: ModelInfo) -> int:
+    if target in info.class_names:
+        return info.class_names.index(target)
+    if target.isdigit() and int(target) < info.num_classes:
+        return int(target)
+    shown = ", ".join(info.class_names[:10]) + (", ..." if info.num_classes > 10 else "")
+    raise SaliencyTubesError(f"--target {target!r} is neither 'pred' nor a class of this model ({shown})")
+
+
+def _model_input(frames: np.ndarray, info: ModelInfo) -> torch.Tensor:
+    """uint8 N×T×H×W×3 → float N×3×T×h×w: short side to the input size, aspect kept, normalised."""
+    n, t = frames.shape[:2]
+    x = torch.from_numpy(frames).reshape(n * t, *frames.shape[2:]).permute(0, 3, 1, 2)
+    x = resize_short_side(x, info.input_size).permute(0, 2, 3, 1)
+    return normalize(x.reshape(n, t, *x.shape[1:]), info.mean, info.std)
+
+
+class VideoExplainer:
+    """Explains whole videos with one model; see the module docstring for the outputs."""
+
+    def __init__(self, model: torch.nn.Module, info: ModelInfo, device: torch.device, batch_size: int = 4,
+                 max_frames: int = 512, alpha: float = 0.5, write_focus: bool = True):
+        self.model, self.info, self.device = model, info, device
+        self.explainer = SaliencyTubes(model)
+        self.batch_size, self.max_frames, self.alpha, self.write_focus = batch_size, max_frames, alpha, write_focus
+
+    def _batches(self, path: Path, clips: np.ndarray):
+        """Decoded original frames (uint8 B×T×H×W×3) per batch of clips; each distinct frame is decoded once."""
+        for start in range(0, len(clips), self.batch_size):
+            batch = clips[start : start + self.batch_size]
+            unique, inverse = np.unique(batch, return_inverse=True)
+            frames = read_frames(path, unique)
+            yield start, frames[inverse.reshape(batch.shape)]
+
+    def explain(self, path: Path, out_dir: Path, target: int | None, topk: int, on_clip=None) -> dict:
+        meta = video_info(path)
+        if meta.num_frames <= 0:
+            raise VideoReadError(f"{path}: no frames")
+        info = self.info
+        frames_idx, clips = consecutive_clips(min(meta.num_frames, self.max_frames), info.clip_len, info.stride)
+
+        # Pass 1: features and logits of every clip; the video's prediction is the mean of the clips' softmax.
+        features, logits = [], []
+        for _, frames in self._batches(path, clips):
+            f, lg = self.explainer.features(_model_input(frames, info).to(self.device))
+            features.append(f.cpu())
+            logits.append(lg.float().cpu())
+            if on_clip:
+                on_clip(len(frames))
+        features_all, logits_all = torch.cat(features), torch.cat(logits)
+        probs = logits_all.softmax(-1).mean(0)
+        top = probs.topk(min(5, info.num_classes))
+        targets = [target] if target is not None else probs.topk(min(topk, info.num_classes)).indices.tolist()
+
+        # Pass 2: tubes at the video's own resolution, streamed to disk clip by clip.
+        h, w = meta.height, meta.width
+        n = len(frames_idx)
+        outputs = []
+        for rank, k in enumerate(targets, 1):
+            d = out_dir if rank == 1 else out_dir / f"target_{rank}_{_safe(info.class_names[k])}"
+            d.mkdir(parents=True, exist_ok=True)
+            outputs.append({
+                "dir": d,
+                "saliency": np.lib.format.open_memmap(d / "saliency.npy", mode="w+", dtype=np.float16, shape=(n, h, w)),
+                "writer": VideoWriter(d / "overlay.mp4", fps=max(meta.fps / info.stride, 1.0)),
+            })
+        weight = self.model.get_classifier().weight.detach()
+        target_t = torch.tensor(targets, device=self.device)
+        row = 0
+        try:
+            for start, frames in self._batches(path, clips):
+                for j in range(len(frames)):
+                    if row >= n:
+                        break
+                    valid = min(info.clip_len, n - row)
+                    feats = features_all[start + j : start + j + 1].to(self.device)
+                    tubes = class_activation_tubes(feats, weight, target_t[None], (info.clip_len, h, w))[0]
+                    tubes = tubes[:, :valid].cpu().numpy()
+                    originals = frames[j, :valid]
+                    if originals.shape[1:3] != (h, w):
+                        raise VideoReadError(f"{path}: frame size changes within the video")
+                    for out, sal in zip(outputs, tubes):
+                        out["saliency"][row : row + valid] = sal.astype(np.float16)
+                        out["writer"].write(overlay(originals, sal, self.alpha))
+                        if self.write_focus:
+                            for i, rgba in enumerate(focus_frames(originals, sal)):
+                                save_png(rgba, out["dir"] / "focus" / f"{int(frames_idx[row + i]):06d}.png")
+                    row += valid
+                if on_clip:
+                    on_clip(len(frames))
+        finally:
+            for out in outputs:
+                out["writer"].close()
+                out["saliency"].flush()
+
+        first_frame = read_frames(path, [int(frames_idx[0])])[0]
+        for rank, (k, out) in enumerate(zip(targets, outputs), 1):
+            sal = np.load(out["dir"] / "saliency.npy", mmap_mode="r")
+            step = max(1, -(-n // 64))  # at most 64 time steps in the plot
+            plot_tube(np.asarray(sal[::step], dtype=np.float32), out["dir"] / "tube.png",
+                      title=f"{path.name} · {info.class_names[k]} (p={probs[k]:.2f})", frame=first_frame)
+            del sal
+
+        def cls(k: int) -> dict:
+            return {"index": int(k), "class": info.class_names[k], "probability": float(probs[k])}
+
+        result = {
+            "video": str(path.resolve()),
+            "frames": [int(i) for i in frames_idx],
+            "fps": meta.fps,
+            "height": h,
+            "width": w,
+            "predictions": [cls(k) for k in top.indices.tolist()],
+            "target": cls(targets[0]),
+            "targets": [{**cls(k), "dir": str(o["dir"].relative_to(out_dir)) or "."} for k, o in zip(targets, outputs)],
+            "method": METHOD,
+            "clip_len": info.clip_len,
+            "stride": info.stride,
+            "input_size": info.input_size,
+            "clip_predictions": [info.class_names[int(i)] for i in logits_all.argmax(-1)],
+        }
+        (out_dir / "result.json").write_text(json.dumps(result, indent=2))
+        return result
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+
+
+def _unique_dir(out: Path, stem: str, taken: set[str]) -> str:
+    name, i = _safe(stem), 2
+    while name in taken:
+        name, i = f"{_safe(stem)}-{i}", i + 1
+    taken.add(name)
+    return name
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    if args.topk < 1 or args.max_frames < 1 or args.batch_size < 1:
+        raise SaliencyTubesError("--topk, --max-frames and --batch-size must be at least 1")
+    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else ("cpu" if args.device == "auto" else args.device))
+    model, info = load_checkpoint(args.checkpoint, device)
+    target = None if args.target == "pred" else resolve_class(args.target, info)
+    if target is not None and args.topk != 1:
+        raise SaliencyTubesError("--topk needs --target pred")
+    explainer = VideoExplainer(model, info, device, args.batch_size, args.max_frames, args.alpha, not args.no_focus)
+
+    out_root = Path(args.out)
+    inputs = collect_inputs(args.inputs)
+    console = Console(stderr=True)
+    failures, taken = 0, set()
+    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
+    with Progress(*columns, console=console, transient=False) as progress:
+        task = progress.add_task("Explaining videos", total=len(inputs))
+        for shown, path, error in inputs:
+            if error is None:
+                name = _unique_dir(out_root, path.stem, taken)
+                final = out_root / name
+                partial = out_root / f".{name}.partial"
+                shutil.rmtree(partial, ignore_errors=True)
+                try:
+                    result = explainer.explain(path, partial, target, args.topk)
+                    shutil.rmtree(final, ignore_errors=True)
+                    partial.rename(final)
+                    top = result["predictions"][0]
+                    progress.console.print(f"{shown}: {top['class']} (p={top['probability']:.2f}) → {final}", soft_wrap=True)
+                except SaliencyTubesError as exc:
+                    shutil.rmtree(partial, ignore_errors=True)
+                    error = str(exc)
+            if error is not None:
+                failures += 1
+                progress.console.print(f"error: {error}", style="red", highlight=False, soft_wrap=True)
+            progress.advance(task)
+    return 1 if failures else 0
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    try:
+        code = run(args)
+    except SaliencyTubesError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        code = 2
+    sys.exit(code)

@@ -1,0 +1,113 @@
+"""LightningDataModule over a video folder (the built-in synthetic dataset by default)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytorch_lightning as pl
+from torch.utils.data import DataLoader
+
+from .datasets import VideoClipDataset, scan_folder
+from .synthetic import SyntheticConfig, ensure_synthetic
+from .transforms import KINETICS_MEAN, KINETICS_STD, ClipTransform
+
+
+DEFAULT_SYNTHETIC_ROOT = "data/synthetic"
+
+
+class VideoDataModule(pl.LightningDataModule):
+    """Videos in ``root/{train,val}/<class>/<video>``; class names come from the folder names.
+
+    Args:
+        root: dataset folder.
+        synthetic: generate the built-in synthetic dataset into ``root`` if it is not there yet; ``None``
+            (the default) does so only for the built-in location ``data/synthetic``, so a mistyped path to
+            a real dataset is an error rather than a freshly generated synthetic set.
+        clip_len: frames per clip.
+        stride: distance between sampled frames.
+        input_size: side of the square crop fed to the model.
+        train_scale: range of the random short-side scale (relative to ``input_size``) in training.
+        hflip: random horizontal flips in training (off for direction-dependent labels).
+        mean, std: normalisation, per RGB channel, of frames scaled to [0, 1].
+        batch_size, num_workers: DataLoader settings.
+        backend: ``auto`` (decord, falling back to PyAV), ``decord`` or ``pyav``.
+    """
+
+    def __init__(
+        self,
+        root: str = DEFAULT_SYNTHETIC_ROOT,
+        synthetic: bool | None = None,
+        clip_len: int = 8,
+        stride: int = 2,
+        input_size: int = 112,
+        train_scale: tuple[float, float] = (1.0, 1.15),
+        hflip: bool = False,
+        mean: tuple[float, float, float] = KINETICS_MEAN,
+        std: tuple[float, float, float] = KINETICS_STD,
+        batch_size: int = 16,
+        num_workers: int = 2,
+        backend: str = "auto",
+    ):
+        super().__init__()
+        self.save_hyperparameters()
+        self.root = Path(root)
+        self._class_names: list[str] | None = None
+        self.train_dataset: VideoClipDataset | None = None
+        self.val_dataset: VideoClipDataset | None = None
+
+    def prepare_data(self) -> None:
+        synthetic = self.hparams.synthetic
+        if synthetic is None:
+            synthetic = self.root.resolve() == Path(DEFAULT_SYNTHETIC_ROOT).resolve()
+        if synthetic:
+            ensure_synthetic(self.root, SyntheticConfig())
+
+    @property
+    def class_names(self) -> list[str]:
+        if self._class_names is None:
+            self.prepare_data()  # the model needs the classes before Lightning calls prepare_data
+            self._class_names = scan_folder(self.root, "train")[2]
+        return self._class_names
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def _dataset(self, split: str, train: bool) -> VideoClipDataset:
+        hp = self.hparams
+        videos, labels, names = scan_folder(self.root, split, self.class_names)
+        return VideoClipDataset(
+            videos,
+            labels,
+            names,
+            clip_len=hp.clip_len,
+            stride=hp.stride,
+            transform=ClipTransform(hp.input_size, train=train, scale=tuple(hp.train_scale), hflip=hp.hflip),
+            sampling="random" if train else "center",
+            mean=hp.mean,
+            std=hp.std,
+            backend=hp.backend,
+        )
+
+    def setup(self, stage: str | None = None) -> None:
+        if stage in (None, "fit") and self.train_dataset is None:
+            self.train_dataset = self._dataset("train", train=True)
+        if stage in (None, "fit", "validate") and self.val_dataset is None:
+            self.val_dataset = self._dataset("val", train=False)
+
+    def _loader(self, dataset: VideoClipDataset, shuffle: bool) -> DataLoader:
+        workers = self.hparams.num_workers
+        return DataLoader(
+            dataset,
+            batch_size=self.hparams.batch_size,
+            shuffle=shuffle,
+            drop_last=shuffle and len(dataset) > self.hparams.batch_size,
+            num_workers=workers,
+            persistent_workers=workers > 0,
+            pin_memory=False,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_dataset, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_dataset, shuffle=False)

@@ -1,0 +1,110 @@
+"""Datasets over folders of videos in the layout ``ROOT/<split>/<class>/<video>``."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, get_worker_info
+
+from ..errors import SaliencyTubesError
+from .sampling import clip_indices
+from .synthetic import load_mask
+from .transforms import KINETICS_MEAN, KINETICS_STD, ClipTransform, normalize
+from .video import VIDEO_EXTENSIONS, read_frames, video_info
+
+log = logging.getLogger(__name__)
+
+
+def scan_folder(root: str | Path, split: str, class_names: list[str] | None = None):
+    """``(videos, labels, class_names)`` of ``root/split/<class>/*``; classes are the sorted folder names."""
+    split_dir = Path(root) / split
+    if not split_dir.is_dir():
+        raise SaliencyTubesError(f"{split_dir} does not exist (expected ROOT/{split}/<class>/<video>)")
+    found = sorted(d.name for d in split_dir.iterdir() if d.is_dir())
+    if class_names is None:
+        class_names = found
+    unknown = sorted(set(found) - set(class_names))
+    if unknown:
+        raise SaliencyTubesError(f"{split_dir} has classes not in the training split: {', '.join(unknown)}")
+    videos, labels = [], []
+    for label, name in enumerate(class_names):
+        folder = split_dir / name
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.iterdir()):
+            if path.suffix.lower() in VIDEO_EXTENSIONS and path.is_file():
+                videos.append(path)
+                labels.append(label)
+    if not videos:
+        raise SaliencyTubesError(f"no videos found under {split_dir}")
+    return videos, labels, class_names
+
+
+class VideoClipDataset(Dataset):
+    """One clip per video per epoch.
+
+    Each item is a dict with ``clip`` (float 3×T×H×W, normalised), ``label``, ``frame_indices`` (T),
+    ``index``, and with ``keep_frames`` also ``frames`` (the uint8 T×H×W×3 frames the model saw,
+    before normalisation) for rendering.
+    """
+
+    def __init__(
+        self,
+        videos: list[Path],
+        labels: list[int],
+        class_names: list[str],
+        clip_len: int = 8,
+        stride: int = 2,
+        transform: ClipTransform | None = None,
+        sampling: str = "center",
+        mean=KINETICS_MEAN,
+        std=KINETICS_STD,
+        keep_frames: bool = False,
+        backend: str = "auto",
+    ):
+        self.videos, self.labels, self.class_names = list(videos), list(labels), list(class_names)
+        self.clip_len, self.stride, self.sampling = clip_len, stride, sampling
+        self.transform = transform or ClipTransform()
+        self.mean, self.std = tuple(mean), tuple(std)
+        self.keep_frames, self.backend = keep_frames, backend
+        self._seeded_worker: int | None = None
+
+    def __len__(self) -> int:
+        return len(self.videos)
+
+    def _rng(self) -> np.random.Generator:
+        # Each DataLoader worker gets its own stream, derived from torch's per-worker seed.
+        info = get_worker_info()
+        worker = -1 if info is None else info.id
+        if self._seeded_worker != worker:
+            self.transform.rng = np.random.default_rng(torch.initial_seed() % 2**63)
+            self._seeded_worker = worker
+        return self.transform.rng
+
+    def load(self, index: int, with_mask: bool = False) -> dict:
+        """Decode, sample and transform one clip; with ``with_mask`` also the actor mask (when the dataset has one)."""
+        path = self.videos[index]
+        rng = self._rng()
+        num_frames = video_info(path, self.backend).num_frames
+        indices = clip_indices(num_frames, self.clip_len, self.stride, self.sampling, rng)
+        frames = read_frames(path, indices, self.backend)
+        mask = load_mask(path) if with_mask else None
+        if mask is not None:
+            mask = mask[np.minimum(indices, len(mask) - 1)]
+        frames, mask = self.transform(frames, mask)
+        item = {
+            "clip": normalize(frames, self.mean, self.std),
+            "label": self.labels[index],
+            "frame_indices": torch.as_tensor(indices),
+            "index": index,
+        }
+        if self.keep_frames or with_mask:
+            item["frames"] = frames
+        if mask is not None:
+            item["mask"] = mask
+        return item
+
+    def __getitem__(self, index: int) -> dict:
+        return self.load(index)

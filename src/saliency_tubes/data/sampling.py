@@ -1,0 +1,36 @@
+"""Which frames of a video make a clip: ``clip_len`` frames, ``stride`` apart."""
+from __future__ import annotations
+
+import numpy as np
+
+
+def clip_indices(num_frames: int, clip_len: int, stride: int, mode: str = "center", rng: np.random.Generator | None = None) -> np.ndarray:
+    """Frame indices of one clip. ``mode`` is ``"random"`` (training) or ``"center"`` (validation).
+
+    Videos shorter than the clip's span are looped.
+    """
+    if num_frames <= 0:
+        raise ValueError("video has no frames")
+    span = (clip_len - 1) * stride + 1
+    if num_frames >= span:
+        if mode == "random":
+            start = int((rng or np.random.default_rng()).integers(0, num_frames - span + 1))
+        elif mode == "center":
+            start = (num_frames - span) // 2
+        else:
+            raise ValueError(f"unknown sampling mode {mode!r}")
+        return start + stride * np.arange(clip_len)
+    return (stride * np.arange(clip_len)) % num_frames
+
+
+def consecutive_clips(num_frames: int, clip_len: int, stride: int) -> tuple[np.ndarray, np.ndarray]:
+    """Cover frames ``0, stride, 2·stride, … < num_frames`` with consecutive clips.
+
+    Returns ``(frames, clips)``: the explained frame indices in order, and a ``N×clip_len`` array of
+    clips whose concatenation starts with ``frames``; the last clip is padded by repeating its final
+    frame, so only the first ``len(frames)`` entries of ``clips.ravel()`` are real.
+    """
+    frames = np.arange(0, num_frames, stride)
+    n_clips = -(-len(frames) // clip_len)
+    padded = np.concatenate([frames, np.full(n_clips * clip_len - len(frames), frames[-1])])
+    return frames, padded.reshape(n_clips, clip_len)

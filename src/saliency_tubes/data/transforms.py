@@ -1,0 +1,78 @@
+"""Clip transforms on tensors. Geometry (scale, crop, flip) runs on uint8 frames so the same frames can
+be rendered later; normalisation comes last and produces the model's float ``3×T×H×W`` input."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+KINETICS_MEAN = (0.43216, 0.394666, 0.37645)
+KINETICS_STD = (0.22803, 0.22145, 0.216989)
+
+
+def resize_short_side(frames: torch.Tensor, size: int, mode: str = "bilinear") -> torch.Tensor:
+    """Resize ``T×C×H×W`` frames so the short side is ``size``, keeping the aspect ratio."""
+    h, w = frames.shape[-2:]
+    scale = size / min(h, w)
+    out_hw = (max(1, round(h * scale)), max(1, round(w * scale)))
+    if out_hw == (h, w):
+        return frames
+    dtype = frames.dtype
+    x = frames.float()
+    if mode == "nearest":
+        x = F.interpolate(x, size=out_hw, mode="nearest")
+    else:
+        x = F.interpolate(x, size=out_hw, mode=mode, align_corners=False, antialias=scale < 1)
+    if dtype == torch.uint8:
+        return x.round_().clamp_(0, 255).to(torch.uint8)
+    return x.to(dtype)
+
+
+def normalize(frames: torch.Tensor, mean, std) -> torch.Tensor:
+    """uint8 frames ``...×T×H×W×3`` → float ``...×3×T×H×W``, scaled to [0, 1] and standardised."""
+    x = frames.movedim(-1, -4).float().div_(255.0)
+    shape = (3, 1, 1, 1)
+    return (x - torch.tensor(mean).view(shape)) / torch.tensor(std).view(shape)
+
+
+@dataclass
+class ClipTransform:
+    """Scale the short side, crop a ``size``×``size`` square and optionally flip.
+
+    Training: the short side goes to ``size × U(scale)``, then a random crop. Evaluation: the short
+    side goes to ``size``, then the centre crop. ``hflip`` must stay off for data whose labels depend on
+    left/right (such as the synthetic set's move_left / move_right).
+    """
+
+    size: int = 112
+    train: bool = False
+    scale: tuple[float, float] = (1.0, 1.15)
+    hflip: bool = False
+    rng: np.random.Generator = field(default_factory=np.random.default_rng, repr=False)
+
+    def __call__(self, frames: np.ndarray | torch.Tensor, mask: np.ndarray | None = None):
+        """uint8 ``T×H×W×3`` frames (and an optional bool ``T×H×W`` mask) → the same, transformed."""
+        x = torch.as_tensor(frames).permute(0, 3, 1, 2)  # T×3×H×W
+        m = None if mask is None else torch.as_tensor(mask).unsqueeze(1).to(torch.uint8)
+        short = self.size
+        if self.train and self.scale != (1.0, 1.0):
+            short = math.ceil(self.size * self.rng.uniform(*self.scale))
+        x = resize_short_side(x, short)
+        if m is not None:
+            m = resize_short_side(m, short, mode="nearest")
+        h, w = x.shape[-2:]
+        if self.train:
+            top, left = int(self.rng.integers(0, h - self.size + 1)), int(self.rng.integers(0, w - self.size + 1))
+        else:
+            top, left = (h - self.size) // 2, (w - self.size) // 2
+        x = x[..., top : top + self.size, left : left + self.size]
+        if m is not None:
+            m = m[..., top : top + self.size, left : left + self.size]
+        if self.train and self.hflip and self.rng.random() < 0.5:
+            x = x.flip(-1)
+            m = None if m is None else m.flip(-1)
+        x = x.permute(0, 2, 3, 1).contiguous()
+        return x, (None if m is None else m[:, 0].bool())

@@ -1,0 +1,123 @@
+"""Saliency Tubes: 3D class activation maps (Stergiou et al., ICIP 2019).
+
+For a model following the contract in DESIGN.md, ``F = forward_features(x)`` (B×C×T'×H'×W') is weighted by
+the classifier row of the target class, ``M[b] = Σ_c W[k_b, c] · F[b, c]``, upsampled trilinearly to the
+clip's T×H×W on the model's device and min–max normalised per tube.
+"""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass
+class Explanation:
+    """Result of one batched explanation.
+
+    ``tubes``: B×T×H×W in [0, 1] (B×K×T×H×W when several targets per clip were asked for);
+    ``targets``: B (or B×K) class indices; ``logits``: B×num_classes.
+    """
+
+    tubes: torch.Tensor
+    targets: torch.Tensor
+    logits: torch.Tensor
+
+    @property
+    def probs(self) -> torch.Tensor:
+        return self.logits.float().softmax(-1)
+
+
+def normalize_tubes(maps: torch.Tensor, clip_negative: bool = False, eps: float = 1e-8) -> torch.Tensor:
+    """Min–max normalise each map over its last three (T, H, W) dimensions; a constant map becomes zeros."""
+    if clip_negative:
+        maps = maps.clamp(min=0)
+    flat = maps.flatten(-3)
+    lo = flat.amin(-1)[..., None, None, None]
+    hi = flat.amax(-1)[..., None, None, None]
+    return (maps - lo) / (hi - lo).clamp(min=eps)
+
+
+def upsample_tubes(maps: torch.Tensor, size: tuple[int, int, int]) -> torch.Tensor:
+    """Trilinear upsampling of ``…×T'×H'×W'`` maps to ``…×T×H×W``."""
+    lead = maps.shape[:-3]
+    out = F.interpolate(maps.reshape(-1, 1, *maps.shape[-3:]).float(), size=tuple(size), mode="trilinear", align_corners=False)
+    return out.reshape(*lead, *size)
+
+
+def class_activation_tubes(
+    features: torch.Tensor,
+    weight: torch.Tensor,
+    targets: torch.Tensor,
+    size: tuple[int, int, int],
+    clip_negative: bool = False,
+) -> torch.Tensor:
+    """Saliency Tubes from features (B×C×T'×H'×W'), classifier weights (K×C) and targets (B or B×K).
+
+    Returns tubes of shape B×T×H×W (or B×K×T×H×W) in [0, 1].
+    """
+    single = targets.dim() == 1
+    targets = targets.view(targets.shape[0], -1)
+    maps = torch.einsum("bcthw,bkc->bkthw", features.float(), weight.float()[targets])
+    tubes = normalize_tubes(upsample_tubes(maps, size), clip_negative=clip_negative)
+    return tubes[:, 0] if single else tubes
+
+
+@contextlib.contextmanager
+def preserved_state(model: nn.Module):
+    """Run in eval mode and no-grad with the RNG untouched; restore every module's train/eval flag after."""
+    modes = [(m, m.training) for m in model.modules()]
+    devices = sorted({p.device.index or 0 for p in model.parameters() if p.device.type == "cuda"})
+    try:
+        with torch.random.fork_rng(devices=devices), torch.no_grad():
+            model.eval()
+            yield
+    finally:
+        for m, training in modes:
+            m.training = training
+
+
+def resolve_targets(logits: torch.Tensor, target=None, topk: int = 1) -> torch.Tensor:
+    """Targets from ``target``: None (the prediction, or the top-``topk`` predictions as B×K), a class index, or a
+    tensor of B indices."""
+    b = logits.shape[0]
+    if target is None:
+        return logits.argmax(-1) if topk == 1 else logits.topk(topk, dim=-1).indices
+    if isinstance(target, int):
+        if not 0 <= target < logits.shape[-1]:
+            raise ValueError(f"target class {target} out of range for {logits.shape[-1]} classes")
+        return torch.full((b,), target, dtype=torch.long, device=logits.device)
+    return torch.as_tensor(target, dtype=torch.long, device=logits.device).view(b, -1).squeeze(-1)
+
+
+class SaliencyTubes:
+    """CAM-based Saliency Tubes for a model with ``forward_features``, ``forward_head`` and ``get_classifier``.
+
+    Side-effect free: the model's train/eval flags, parameter gradients, buffers and the RNG are left as found.
+    """
+
+    def __init__(self, model: nn.Module, clip_negative: bool = False):
+        for attr in ("forward_features", "forward_head", "get_classifier"):
+            if not callable(getattr(model, attr, None)):
+                raise TypeError(f"{type(model).__name__} lacks {attr}(); see the model contract in DESIGN.md")
+        self.model = model
+        self.clip_negative = clip_negative
+
+    def features(self, clips: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(features, logits)`` for a batch of clips, without side effects."""
+        with preserved_state(self.model):
+            features = self.model.forward_features(clips)
+            return features, self.model.forward_head(features)
+
+    def tubes(self, features: torch.Tensor, targets: torch.Tensor, size: tuple[int, int, int]) -> torch.Tensor:
+        weight = self.model.get_classifier().weight.detach()
+        with torch.no_grad():
+            return class_activation_tubes(features, weight, targets, size, self.clip_negative)
+
+    def __call__(self, clips: torch.Tensor, target=None, topk: int = 1) -> Explanation:
+        features, logits = self.features(clips)
+        targets = resolve_targets(logits, target, topk)
+        return Explanation(self.tubes(features, targets, tuple(clips.shape[-3:])), targets, logits)

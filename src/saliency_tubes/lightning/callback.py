@@ -1,0 +1,142 @@
+"""The Saliency Tubes callback: explanations of fixed validation clips, every epoch, in W&B and on disk."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.loggers import WandbLogger
+from pytorch_lightning.utilities import rank_zero_only
+
+from ..data.datasets import VideoClipDataset
+from ..explain import SaliencyTubes, mask_share, tube_mass_in_gt
+from ..render import overlay, plot_tube, side_by_side, upscale, write_mp4
+
+log = logging.getLogger(__name__)
+
+
+def balanced_indices(labels: list[int], num_samples: int, seed: int = 0) -> list[int]:
+    """Pick ``num_samples`` items, cycling through the classes so each is represented as evenly as possible."""
+    rng = np.random.default_rng(seed)
+    by_class: dict[int, list[int]] = {}
+    for i, label in enumerate(labels):
+        by_class.setdefault(label, []).append(i)
+    pools = {c: list(rng.permutation(idx)) for c, idx in sorted(by_class.items())}
+    order = list(rng.permutation(sorted(pools)))
+    chosen: list[int] = []
+    while len(chosen) < min(num_samples, len(labels)):
+        for c in order:
+            if pools[c] and len(chosen) < num_samples:
+                chosen.append(int(pools[c].pop()))
+    return chosen
+
+
+class SaliencyTubesCallback(pl.Callback):
+    """At the end of every ``every_n_epochs``-th validation epoch, explain a fixed, class-balanced set of
+    validation clips and log them.
+
+    For each sample: an MP4 with the clip and its Saliency Tube overlay side by side, and a 3D tube plot;
+    to W&B (when a ``WandbLogger`` is attached) as ``tubes/sample_<i>`` videos and a ``tubes/table`` table,
+    and to ``<checkpoint dir>/tubes/epoch_<n>/`` on disk. With ground-truth masks it logs
+    ``val/tube_mass_in_gt`` (and ``val/mask_share``, what a uniform map would score).
+
+    Args:
+        num_samples: how many validation clips to follow.
+        every_n_epochs: explain every n-th validation epoch.
+        fps: frame rate of the logged videos.
+        display_height: videos smaller than this are upscaled (nearest neighbour) for the dashboard.
+        clip_negative: clip negative evidence to zero before normalising.
+        seed: choice of the samples.
+    """
+
+    def __init__(
+        self,
+        num_samples: int = 4,
+        every_n_epochs: int = 1,
+        fps: float = 4.0,
+        display_height: int = 192,
+        clip_negative: bool = False,
+        seed: int = 0,
+    ):
+        super().__init__()
+        if num_samples < 1 or every_n_epochs < 1:
+            raise ValueError("num_samples and every_n_epochs must be at least 1")
+        self.num_samples = num_samples
+        self.every_n_epochs = every_n_epochs
+        self.fps = fps
+        self.display_height = display_height
+        self.clip_negative = clip_negative
+        self.seed = seed
+        self._samples: list[dict] | None = None
+
+    def _select(self, dataset: VideoClipDataset) -> list[dict]:
+        chosen = balanced_indices(dataset.labels, self.num_samples, self.seed)
+        samples = []
+        for i in chosen:
+            item = dataset.load(i, with_mask=True)
+            item["path"] = str(dataset.videos[i])
+            samples.append(item)
+        return samples
+
+    def _save_dir(self, trainer: pl.Trainer) -> Path:
+        ckpt = trainer.checkpoint_callback
+        base = Path(ckpt.dirpath) if ckpt is not None and ckpt.dirpath else Path(trainer.default_root_dir)
+        return base / "tubes" / f"epoch_{trainer.current_epoch:03d}"
+
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.sanity_checking or (trainer.current_epoch + 1) % self.every_n_epochs:
+            return
+        mass = self._explain_and_log(trainer, pl_module)
+        if mass is not None:
+            # Computed on rank zero only, so no cross-rank reduction (which would wait for the other ranks).
+            pl_module.log("val/tube_mass_in_gt", mass[0], rank_zero_only=True)
+            pl_module.log("val/mask_share", mass[1], rank_zero_only=True)
+
+    @rank_zero_only
+    def _explain_and_log(self, trainer: pl.Trainer, pl_module: pl.LightningModule):
+        datamodule = trainer.datamodule
+        dataset = getattr(datamodule, "val_dataset", None)
+        if dataset is None:
+            log.warning("SaliencyTubesCallback: the data module has no val_dataset; nothing to explain")
+            return None
+        if self._samples is None:
+            self._samples = self._select(dataset)
+        samples = self._samples
+        model = getattr(pl_module, "model", pl_module)
+        clips = torch.stack([s["clip"] for s in samples]).to(pl_module.device)
+        result = SaliencyTubes(model, clip_negative=self.clip_negative)(clips)
+        tubes = result.tubes.cpu()
+        probs = result.probs.cpu()
+        names = dataset.class_names
+        out_dir = self._save_dir(trainer)
+
+        rows, media = [], {}
+        for i, s in enumerate(samples):
+            sal = tubes[i].numpy()
+            frames = s["frames"].numpy()
+            pred = int(result.targets[i])
+            caption = f"true {names[s['label']]} · pred {names[pred]} (p={probs[i, pred]:.2f})"
+            video = upscale(side_by_side(frames, overlay(frames, sal)), self.display_height)
+            video_path = write_mp4(out_dir / f"sample_{i}.mp4", video, fps=self.fps)
+            plot_path = plot_tube(sal, out_dir / f"sample_{i}_tube.png", title=caption, frame=frames[0])
+            rows.append((trainer.current_epoch, i, names[s["label"]], names[pred], float(probs[i, pred]), video_path, plot_path, caption))
+
+        masks = [s.get("mask") for s in samples]
+        mass = None
+        if all(m is not None for m in masks):
+            masks_t = torch.stack(masks)
+            mass = (float(tube_mass_in_gt(tubes, masks_t).mean()), float(mask_share(masks_t).mean()))
+
+        for wandb_logger in (lg for lg in trainer.loggers if isinstance(lg, WandbLogger)):
+            import wandb
+
+            table = wandb.Table(columns=["epoch", "sample", "true", "predicted", "confidence", "video", "tube"])
+            for epoch, i, true, pred, conf, video_path, plot_path, caption in rows:
+                media[f"tubes/sample_{i}"] = wandb.Video(str(video_path), caption=caption, format="mp4")
+                table.add_data(epoch, i, true, pred, conf, wandb.Video(str(video_path), caption=caption, format="mp4"), wandb.Image(str(plot_path), caption=caption))
+            media["tubes/table"] = table
+            wandb_logger.experiment.log({**media, "trainer/global_step": trainer.global_step, "epoch": trainer.current_epoch})
+        return mass
+

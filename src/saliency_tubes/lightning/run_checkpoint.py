@@ -1,0 +1,48 @@
+"""ModelCheckpoint that writes to ``<root>/<run>/``: one folder per run, named after the start time and the
+logger's run id, so runs never overwrite each other."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytorch_lightning as pl
+from pytorch_lightning.callbacks import ModelCheckpoint
+
+
+class RunCheckpoint(ModelCheckpoint):
+    """Keeps ``last.ckpt`` and the best checkpoints by ``monitor`` in ``<root>/<run>/``.
+
+    Args:
+        root: parent folder of the per-run folders.
+        Other arguments as in ``ModelCheckpoint``.
+    """
+
+    def __init__(
+        self,
+        root: str = "checkpoints",
+        monitor: str = "val/acc_top1",
+        mode: str = "max",
+        save_top_k: int = 1,
+        save_last: bool = True,
+        filename: str = "epoch={epoch:03d}-acc={val/acc_top1:.4f}",
+        every_n_epochs: int = 1,
+    ):
+        super().__init__(
+            monitor=monitor,
+            mode=mode,
+            save_top_k=save_top_k,
+            save_last=save_last,
+            filename=filename,
+            auto_insert_metric_name=False,
+            every_n_epochs=every_n_epochs,
+        )
+        self.root = root
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if self.dirpath is None:
+            run = time.strftime("%Y%m%d-%H%M%S")
+            version = trainer.logger.version if trainer.logger is not None else None
+            if version is not None and not isinstance(version, int):
+                run = f"{run}-{version}"
+            self.dirpath = str(Path(self.root) / run)  # rank zero's choice is broadcast by super().setup
+        super().setup(trainer, pl_module, stage)

@@ -1,0 +1,97 @@
+"""The Saliency Tubes callback in a real (tiny) training run, read back from what it wrote."""
+import json
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.loggers import WandbLogger
+
+from saliency_tubes.data import VideoDataModule, read_frames, video_info
+from saliency_tubes.lightning import RunCheckpoint, SaliencyTubesCallback, VideoClassifier
+from saliency_tubes.lightning.callback import balanced_indices
+from wandb_records import artifact_files, history
+
+ARCH = {"width": 4, "conv1_t_size": 3, "no_max_pool": True}
+
+
+def _setup(root: Path, seed: int = 0):
+    pl.seed_everything(seed, verbose=False)
+    dm = VideoDataModule(root=str(root), clip_len=4, stride=2, input_size=32, batch_size=8, num_workers=0)
+    model = VideoClassifier(arch="resnet3d_10", num_classes=dm.num_classes, class_names=dm.class_names, arch_kwargs=ARCH,
+                            clip_len=4, stride=2, input_size=32, lr=0.05)
+    return dm, model
+
+
+def _trainer(tmp_path, callbacks, logger=False, epochs=2):
+    return pl.Trainer(max_epochs=epochs, accelerator="cpu", devices=1, logger=logger, callbacks=callbacks,
+                      enable_progress_bar=False, enable_model_summary=False, log_every_n_steps=1,
+                      num_sanity_val_steps=1, default_root_dir=str(tmp_path))
+
+
+def test_balanced_indices():
+    labels = [0] * 10 + [1] * 3 + [2] * 1
+    chosen = balanced_indices(labels, 6, seed=1)
+    assert len(set(chosen)) == 6
+    counts = [sum(labels[i] == c for i in chosen) for c in range(3)]
+    assert counts == [3, 2, 1] or counts == [2, 3, 1]
+    assert balanced_indices(labels, 6, seed=1) == chosen
+
+
+def test_callback_logs_videos_table_and_mass_to_an_offline_wandb_run(tmp_path, tiny_dataset):
+    dm, model = _setup(tiny_dataset)
+    logger = WandbLogger(project="tests", save_dir=str(tmp_path), offline=True)
+    ckpt = RunCheckpoint(root=str(tmp_path / "checkpoints"))
+    trainer = _trainer(tmp_path, [ckpt, SaliencyTubesCallback(num_samples=3)], logger=logger)
+    trainer.fit(model, dm)
+    logger.experiment.finish()
+
+    run_dir = next((tmp_path / "wandb").glob("offline-run-*"))
+    videos = sorted((run_dir / "files" / "media" / "videos" / "tubes").glob("sample_*.mp4"))
+    assert len(videos) == 3 * 2  # one per sample per epoch; none for the sanity check
+    for v in videos:
+        info = video_info(v)
+        assert info.num_frames == 4 and info.width > info.height  # original | overlay, side by side
+        frames = read_frames(v, range(4))
+        assert frames.std() > 5
+
+    tables = sorted((run_dir / "files" / "media" / "table" / "tubes").glob("table_*.table.json"))
+    assert len(tables) == 2
+    epochs = set()
+    for t in tables:
+        content = json.loads(t.read_text())
+        assert content["columns"] == ["epoch", "sample", "true", "predicted", "confidence", "video", "tube"]
+        assert len(content["data"]) == 3
+        assert all(row[2] in dm.class_names and row[3] in dm.class_names and 0 < row[4] <= 1 for row in content["data"])
+        assert [row[5:] for row in content["data"]] == [["Video", "Image"]] * 3
+        epochs |= {row[0] for row in content["data"]}
+    assert epochs == {0, 1}
+
+    run_file = next(run_dir.glob("run-*.wandb"))
+    rows = history(run_file)
+    masses = [r["val/tube_mass_in_gt"] for r in rows if "val/tube_mass_in_gt" in r]
+    shares = [r["val/mask_share"] for r in rows if "val/mask_share" in r]
+    assert len(masses) == 2 and all(0 <= m <= 1 for m in masses)
+    assert len(shares) == 2 and all(0 < s < 0.5 for s in shares)
+    video_rows = [r for r in rows if "tubes/sample_0/_type" in r or isinstance(r.get("tubes/sample_0"), dict)]
+    assert len(video_rows) == 2
+    assert any("val/acc_top1" in r for r in rows) and any("train/loss" in r for r in rows)
+    table_media = [p for files in artifact_files(run_file).values() for p, _ in files]
+    assert sum(p.endswith(".mp4") for p in table_media) == 6 and sum(p.endswith(".png") for p in table_media) == 6
+
+    on_disk = Path(ckpt.dirpath) / "tubes"
+    assert sorted(d.name for d in on_disk.iterdir()) == ["epoch_000", "epoch_001"]
+    assert len(list((on_disk / "epoch_001").glob("sample_*_tube.png"))) == 3
+    assert (Path(ckpt.dirpath) / "last.ckpt").is_file()
+    assert Path(ckpt.best_model_path).parent == Path(ckpt.dirpath)
+
+
+def test_callback_changes_nothing_in_training(tmp_path, tiny_dataset):
+    """Same seed, with and without the callback: identical weights, so it touched neither the model nor the RNG."""
+    weights = []
+    for callbacks in ([], [SaliencyTubesCallback(num_samples=2)]):
+        dm, model = _setup(tiny_dataset, seed=5)
+        _trainer(tmp_path / str(len(callbacks)), callbacks).fit(model, dm)
+        weights.append(model.state_dict())
+    assert list((tmp_path / "1").rglob("sample_0.mp4")), "the callback did run"
+    for key in weights[0]:
+        torch.testing.assert_close(weights[0][key], weights[1][key], rtol=0, atol=0, msg=key)

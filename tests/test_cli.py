@@ -1,0 +1,149 @@
+"""End-to-end: the real train.py and explain.py entry points, run as a user would."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from saliency_tubes.data import read_frames, video_info
+from wandb_records import history
+
+from conftest import REPO
+
+pytestmark = pytest.mark.slow
+
+TINY_TRAIN = [
+    "--data.input_size", "32", "--data.clip_len", "4", "--data.batch_size", "8", "--data.num_workers", "0",
+    "--model.arch_kwargs", '{"width": 4, "conv1_t_size": 3, "no_max_pool": true, "stage_t_stride": 1}',
+    "--trainer.max_epochs", "2", "--trainer.enable_progress_bar", "false",
+]
+
+
+def _run(script: str, *args: str, cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(REPO / script), *args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, tiny_dataset):
+    cwd = tmp_path_factory.mktemp("run")
+    proc = _run("train.py", "fit", "--config", str(REPO / "configs" / "default.yaml"), "--data.root", str(tiny_dataset),
+                *TINY_TRAIN, cwd=cwd)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return cwd, proc
+
+
+def test_train_writes_checkpoints_and_an_offline_wandb_run(trained):
+    cwd, proc = trained
+    best_line = next(line for line in proc.stdout.splitlines() if line.startswith("Best checkpoint: "))
+    best = cwd / best_line.split(": ", 1)[1].split(" (")[0]
+    assert best.is_file() and best.parent.parent == cwd / "checkpoints"
+    assert (best.parent / "last.ckpt").is_file()
+    run_dir = next((cwd / "wandb").glob("offline-run-*"))
+    videos = list((run_dir / "files" / "media" / "videos" / "tubes").glob("*.mp4"))
+    assert len(videos) == 4 * 2  # default num_samples × epochs
+    rows = history(next(run_dir.glob("run-*.wandb")))
+    assert sum("val/tube_mass_in_gt" in r for r in rows) == 2
+    assert "logging offline" in proc.stderr
+
+
+def _explain(trained, *args, cwd=None):
+    cwd_run, _ = trained
+    ckpt = next((cwd_run / "checkpoints").glob("*/last.ckpt"))
+    return _run("explain.py", "--checkpoint", str(ckpt), *args, cwd=cwd or cwd_run)
+
+
+def test_explain_writes_every_output_at_the_videos_resolution(trained, foreign_video, tmp_path):
+    proc = _explain(trained, str(foreign_video), "--out", str(tmp_path / "out"))
+    assert proc.returncode == 0, proc.stderr
+    out = tmp_path / "out" / foreign_video.stem
+    result = json.loads((out / "result.json").read_text())
+    info = video_info(foreign_video)
+    assert result["video"] == str(foreign_video.resolve())
+    assert result["frames"] == list(range(0, info.num_frames, 2))  # every stride-th frame of the whole video
+    assert len(result["predictions"]) == 5 and result["predictions"][0] == result["target"] | {}
+    assert abs(sum(p["probability"] for p in result["predictions"]) - 1) < 0.3
+    assert result["method"] == "saliency_tubes_cam"
+
+    saliency = np.load(out / "saliency.npy")
+    assert saliency.dtype == np.float16
+    assert saliency.shape == (len(result["frames"]), 97, 131)
+    assert saliency.min() >= 0 and saliency.max() <= 1 and saliency.max() > 0.9
+
+    overlay = video_info(out / "overlay.mp4")
+    assert overlay.num_frames == len(result["frames"])
+    assert (overlay.height, overlay.width) == (98, 132)  # H.264 4:2:0 pads odd sizes by one pixel
+    original = read_frames(foreign_video, result["frames"][:3])
+    drawn = read_frames(out / "overlay.mp4", [0, 1, 2])[:, :97, :131]
+    assert np.abs(drawn.astype(int) - original).mean() > 10  # the heatmap is there
+
+    focus = sorted((out / "focus").glob("*.png"))
+    assert [int(p.stem) for p in focus] == result["frames"]
+    from PIL import Image
+
+    rgba = np.asarray(Image.open(focus[0]))
+    assert rgba.shape == (97, 131, 4)
+    np.testing.assert_allclose(rgba[..., 3] / 255.0, saliency[0].astype(float), atol=1 / 255 + 1e-3)
+    assert Image.open(out / "tube.png").size[0] > 100
+
+
+def test_explain_topk_and_named_target(trained, foreign_video, tmp_path):
+    proc = _explain(trained, str(foreign_video), "--out", str(tmp_path / "k"), "--topk", "2", "--no-focus")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads((tmp_path / "k" / foreign_video.stem / "result.json").read_text())
+    second = tmp_path / "k" / foreign_video.stem / result["targets"][1]["dir"]
+    assert result["targets"][1]["class"] == result["predictions"][1]["class"]
+    assert np.load(second / "saliency.npy").shape == np.load(second.parent / "saliency.npy").shape
+    proc = _explain(trained, str(foreign_video), "--out", str(tmp_path / "t"), "--target", "shrink", "--no-focus")
+    assert proc.returncode == 0
+    assert json.loads((tmp_path / "t" / foreign_video.stem / "result.json").read_text())["target"]["class"] == "shrink"
+
+
+def test_explain_folder_with_bad_inputs_goes_on_and_exits_1(trained, foreign_video, tiny_dataset, tmp_path):
+    folder = tmp_path / "inputs"
+    (folder / "nested").mkdir(parents=True)
+    (folder / "nested" / "a.mp4").write_bytes((tiny_dataset / "val" / "grow" / "0000.mp4").read_bytes())
+    (folder / "broken.mp4").write_text("not a video")
+    (folder / "empty.mp4").write_bytes(b"")
+    proc = _explain(trained, str(folder), str(tmp_path / "missing.mp4"), str(foreign_video), "--out", str(tmp_path / "o"))
+    assert proc.returncode == 1
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 3
+    assert any("broken.mp4" in e for e in errors) and any("empty.mp4" in e for e in errors)
+    assert any("missing.mp4" in e for e in errors)
+    assert "Traceback" not in proc.stderr
+    made = sorted(p.name for p in (tmp_path / "o").iterdir())
+    assert made == ["a", foreign_video.stem]  # failed inputs leave nothing behind
+    assert (tmp_path / "o" / "a" / "overlay.mp4").is_file()
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--checkpoint", "{bad}", "{video}", "--out", "o"], "not a PyTorch checkpoint"),
+        (["--checkpoint", "{missing}", "{video}", "--out", "o"], "does not exist"),
+        (["{video}", "--out", "o"], "--checkpoint"),
+        (["--checkpoint", "{ckpt}", "{video}", "--out", "o", "--target", "jump"], "nor a class of this model"),
+        (["--checkpoint", "{ckpt}", "{video}", "--out", "o", "--topk", "0"], "at least 1"),
+    ],
+)
+def test_explain_bad_checkpoint_or_arguments_exit_2_with_one_line(trained, foreign_video, tmp_path, args, message):
+    cwd, _ = trained
+    bad = tmp_path / "bad.ckpt"
+    bad.write_text("nope")
+    values = {"bad": bad, "missing": tmp_path / "none.ckpt", "video": foreign_video,
+              "ckpt": next((cwd / "checkpoints").glob("*/last.ckpt"))}
+    proc = _run("explain.py", *[a.format(**values) for a in args], cwd=tmp_path)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], proc.stderr
+
+
+def test_train_with_a_wrong_data_root_is_one_line_error(tmp_path):
+    proc = _run("train.py", "fit", "--config", str(REPO / "configs" / "default.yaml"), "--data.root", str(tmp_path / "nope"),
+                "--trainer.logger", "false", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1].startswith("error: ") and "nope" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "nope").exists()  # no synthetic data generated into a mistyped path

@@ -1,0 +1,35 @@
+import pytest
+import torch
+
+from saliency_tubes.errors import SaliencyTubesError
+from saliency_tubes.models import create_model, list_models
+
+
+@pytest.mark.parametrize("name", ["resnet3d_10", "resnet3d_18"])
+def test_model_contract(name):
+    model = create_model(name, num_classes=7, width=8).eval()
+    x = torch.randn(2, 3, 8, 48, 64)
+    features = model.forward_features(x)
+    assert features.dim() == 5 and features.shape[:2] == (2, model.num_features)
+    assert model.get_classifier() is model.fc and model.fc.out_features == 7
+    torch.testing.assert_close(model(x), model.forward_head(features))
+
+
+@pytest.mark.parametrize("shape", [(4, 32, 32), (16, 40, 56), (8, 97, 131)])
+def test_any_clip_that_survives_the_strides(shape):
+    model = create_model("resnet3d_10", num_classes=3, width=4, no_max_pool=True, conv1_t_size=3).eval()
+    assert model(torch.randn(1, 3, *shape)).shape == (1, 3)
+
+
+def test_factory_errors():
+    assert {"resnet3d_10", "resnet3d_18"} <= set(list_models())
+    with pytest.raises(SaliencyTubesError, match="unknown architecture"):
+        create_model("resnet3d_7", 3)
+    with pytest.raises(SaliencyTubesError, match="bad arguments"):
+        create_model("resnet3d_10", 3, depth_multiplier=2)
+
+
+def test_depths_differ():
+    n10 = sum(p.numel() for p in create_model("resnet3d_10", 10, width=8).parameters())
+    n18 = sum(p.numel() for p in create_model("resnet3d_18", 10, width=8).parameters())
+    assert n18 > n10
