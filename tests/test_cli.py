@@ -1,5 +1,6 @@
 """End-to-end: the real train.py and explain.py entry points, run as a user would."""
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -22,7 +23,11 @@ TINY_TRAIN = [
 
 
 def _run(script: str, *args: str, cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(REPO / script), *args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    # A W&B service started by an in-process test would otherwise serve the child, resolving its paths
+    # against the service's working directory instead of the child's.
+    env = {k: v for k, v in os.environ.items() if k != "WANDB_SERVICE"}
+    return subprocess.run([sys.executable, str(REPO / script), *args], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=timeout)
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +45,8 @@ def test_train_writes_checkpoints_and_an_offline_wandb_run(trained):
     best = cwd / best_line.split(": ", 1)[1].split(" (")[0]
     assert best.is_file() and best.parent.parent == cwd / "checkpoints"
     assert (best.parent / "last.ckpt").is_file()
+    assert "--data.root" not in (best.parent / "config.yaml").read_text() and "input_size: 32" in (best.parent / "config.yaml").read_text()
+    assert not (cwd / "config.yaml").exists()
     run_dir = next((cwd / "wandb").glob("offline-run-*"))
     videos = list((run_dir / "files" / "media" / "videos" / "tubes").glob("*.mp4"))
     assert len(videos) == 4 * 2  # default num_samples × epochs

@@ -3,7 +3,7 @@ import pytest
 import torch
 from torch import nn
 
-from saliency_tubes.explain import SaliencyTubes, class_activation_tubes, mask_share, tube_mass_in_gt
+from saliency_tubes.explain import SaliencyTubes, class_activation_tubes, mask_share, tube_mass_in_gt, upsample_tubes
 from saliency_tubes.models import create_model
 
 
@@ -124,6 +124,13 @@ def test_explainer_has_no_side_effects():
 def test_model_without_contract_is_rejected():
     with pytest.raises(TypeError, match="forward_features"):
         SaliencyTubes(nn.Linear(3, 3))
+
+
+@pytest.mark.parametrize("src, dst", [((1, 4, 4), (8, 32, 32)), ((3, 5, 7), (8, 16, 20)), ((4, 4, 4), (4, 4, 4)), ((2, 3, 3), (9, 11, 5))])
+def test_separable_upsampling_is_trilinear(src, dst):
+    maps = torch.randn(2, 3, *src)
+    expected = torch.nn.functional.interpolate(maps.reshape(6, 1, *src), size=dst, mode="trilinear", align_corners=False)
+    torch.testing.assert_close(upsample_tubes(maps, dst), expected.reshape(2, 3, *dst), rtol=1e-5, atol=1e-5)
 
 
 def test_constant_map_normalises_to_zero():

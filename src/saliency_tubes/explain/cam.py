@@ -41,11 +41,36 @@ def normalize_tubes(maps: torch.Tensor, clip_negative: bool = False, eps: float 
     return (maps - lo) / (hi - lo).clamp(min=eps)
 
 
+def _linear_weights(n_in: int, n_out: int, device, dtype) -> torch.Tensor:
+    """``n_out×n_in`` matrix of 1-D linear interpolation with half-pixel centres (as ``align_corners=False``)."""
+    src = ((torch.arange(n_out, device=device, dtype=torch.float64) + 0.5) * (n_in / n_out) - 0.5).clamp(min=0)
+    lo = src.floor().long().clamp(max=n_in - 1)
+    hi = (lo + 1).clamp(max=n_in - 1)
+    frac = src - lo
+    weights = torch.zeros(n_out, n_in, device=device, dtype=torch.float64)
+    rows = torch.arange(n_out, device=device)
+    weights.index_put_((rows, lo), 1 - frac, accumulate=True)
+    weights.index_put_((rows, hi), frac, accumulate=True)
+    return weights.to(dtype)
+
+
 def upsample_tubes(maps: torch.Tensor, size: tuple[int, int, int]) -> torch.Tensor:
-    """Trilinear upsampling of ``…×T'×H'×W'`` maps to ``…×T×H×W``."""
-    lead = maps.shape[:-3]
-    out = F.interpolate(maps.reshape(-1, 1, *maps.shape[-3:]).float(), size=tuple(size), mode="trilinear", align_corners=False)
-    return out.reshape(*lead, *size)
+    """Trilinear upsampling (``align_corners=False``) of ``…×T'×H'×W'`` maps to ``…×T×H×W``.
+
+    Done separably — bilinear on the T' low-resolution frames, then linear in time — which is the same
+    interpolation as ``F.interpolate(mode="trilinear")`` but does the spatial work T' times instead of T times.
+    """
+    lead, (t, h, w) = maps.shape[:-3], maps.shape[-3:]
+    big_t, big_h, big_w = size
+    x = maps.reshape(-1, t, h, w).float()
+    if (h, w) != (big_h, big_w):
+        x = F.interpolate(x, size=(big_h, big_w), mode="bilinear", align_corners=False)
+    if t != big_t:
+        if t == 1:
+            x = x.expand(-1, big_t, big_h, big_w)
+        else:
+            x = torch.einsum("Tt,nthw->nThw", _linear_weights(t, big_t, x.device, x.dtype), x)
+    return x.reshape(*lead, big_t, big_h, big_w)
 
 
 def class_activation_tubes(
@@ -69,15 +94,17 @@ def class_activation_tubes(
 @contextlib.contextmanager
 def preserved_state(model: nn.Module):
     """Run in eval mode and no-grad with the RNG untouched; restore every module's train/eval flag after."""
-    modes = [(m, m.training) for m in model.modules()]
-    devices = sorted({p.device.index or 0 for p in model.parameters() if p.device.type == "cuda"})
+    training = [m for m in model.modules() if m.training]
+    first = next(model.parameters(), None)
+    devices = [first.device.index or 0] if first is not None and first.device.type == "cuda" else []
     try:
         with torch.random.fork_rng(devices=devices), torch.no_grad():
-            model.eval()
+            for m in training:
+                m.training = False
             yield
     finally:
-        for m, training in modes:
-            m.training = training
+        for m in training:
+            m.training = True
 
 
 def resolve_targets(logits: torch.Tensor, target=None, topk: int = 1) -> torch.Tensor:

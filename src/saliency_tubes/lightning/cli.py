@@ -6,10 +6,12 @@ import os
 import sys
 from pathlib import Path
 
-from pytorch_lightning.cli import LightningCLI
+import pytorch_lightning as pl
+from pytorch_lightning.cli import LightningCLI, SaveConfigCallback
 
 from ..data.datamodule import VideoDataModule
 from .module import VideoClassifier
+from .run_checkpoint import RunCheckpoint
 
 
 def wandb_login_configured() -> bool:
@@ -28,6 +30,20 @@ def ensure_wandb_mode() -> None:
         return
     os.environ["WANDB_MODE"] = "offline"
     print("W&B: no login found, logging offline to ./wandb (upload later with `wandb sync wandb/offline-run-*`)", file=sys.stderr)
+
+
+class RunConfigSaver(SaveConfigCallback):
+    """Saves the run's full configuration as ``config.yaml`` in its checkpoint folder (not the working directory)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs["save_to_log_dir"] = False
+        super().__init__(*args, **kwargs)
+
+    def save_config(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        ckpt = trainer.checkpoint_callback
+        folder = ckpt.run_dir(trainer) if isinstance(ckpt, RunCheckpoint) else Path(trainer.log_dir or ".")
+        folder.mkdir(parents=True, exist_ok=True)
+        self.parser.save(self.config, str(folder / self.config_filename), skip_none=False, overwrite=True, multifile=self.multifile)
 
 
 class TubesCLI(LightningCLI):
@@ -58,4 +74,4 @@ def main(args: list[str] | None = None) -> None:
     if args is None and len(sys.argv) == 1:
         args = ["fit", "--config", str(default_config())]
     ensure_wandb_mode()
-    TubesCLI(VideoClassifier, VideoDataModule, args=args, save_config_kwargs={"overwrite": True})
+    TubesCLI(VideoClassifier, VideoDataModule, args=args, save_config_callback=RunConfigSaver)

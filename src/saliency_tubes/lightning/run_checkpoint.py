@@ -38,11 +38,16 @@ class RunCheckpoint(ModelCheckpoint):
         )
         self.root = root
 
-    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+    def run_dir(self, trainer: pl.Trainer) -> Path:
+        """This run's folder, chosen on first use (rank zero's choice is broadcast by ``setup``)."""
         if self.dirpath is None:
             run = time.strftime("%Y%m%d-%H%M%S")
             version = trainer.logger.version if trainer.logger is not None else None
             if version is not None and not isinstance(version, int):
                 run = f"{run}-{version}"
-            self.dirpath = str(Path(self.root) / run)  # rank zero's choice is broadcast by super().setup
+            self.dirpath = str(Path(self.root) / run)
+        return Path(self.dirpath)
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        self.run_dir(trainer)
         super().setup(trainer, pl_module, stage)
