@@ -204,7 +204,8 @@ def _safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
 
 
-def _unique_dir(out: Path, stem: str, taken: set[str]) -> str:
+def _unique_dir(stem: str, taken: set[str]) -> str:
+    """An output folder name for ``stem`` not used yet in this run (two inputs may share a stem)."""
     name, i = _safe(stem), 2
     while name in taken:
         name, i = f"{_safe(stem)}-{i}", i + 1
@@ -234,7 +235,7 @@ def run(args: argparse.Namespace) -> int:
         task = progress.add_task("Explaining videos", total=len(inputs))
         for shown, path, error in inputs:
             if error is None:
-                name = _unique_dir(out_root, path.stem, taken)
+                name = _unique_dir(path.stem, taken)
                 final = out_root / name
                 partial = out_root / f".{name}.partial"
                 shutil.rmtree(partial, ignore_errors=True)

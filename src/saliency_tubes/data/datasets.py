@@ -1,7 +1,6 @@
 """Datasets over folders of videos in the layout ``ROOT/<split>/<class>/<video>``."""
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import numpy as np
@@ -13,8 +12,6 @@ from .sampling import clip_indices
 from .synthetic import load_mask
 from .transforms import KINETICS_MEAN, KINETICS_STD, ClipTransform, normalize
 from .video import VIDEO_EXTENSIONS, read_frames, video_info
-
-log = logging.getLogger(__name__)
 
 
 def scan_folder(root: str | Path, split: str, class_names: list[str] | None = None):

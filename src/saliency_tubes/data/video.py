@@ -5,7 +5,6 @@ A reader is opened per call and closed afterwards, so nothing is shared across D
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import sys
 from dataclasses import dataclass
@@ -16,8 +15,6 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import SaliencyTubesError
-
-log = logging.getLogger(__name__)
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v")
 
