@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytorch_lightning as pl
+from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader
 
 from .datasets import VideoClipDataset, scan_folder
@@ -96,10 +97,17 @@ class VideoDataModule(pl.LightningDataModule):
 
     def _loader(self, dataset: VideoClipDataset, shuffle: bool) -> DataLoader:
         workers = self.hparams.num_workers
+        sampler = None
+        trainer = self.trainer
+        if not shuffle and trainer is not None and trainer.world_size > 1:
+            # Lightning's default DistributedSampler pads the last ranks with repeats; evaluation must see
+            # each video exactly once, so the ranks get disjoint, unpadded shares.
+            sampler = UnrepeatedDistributedSampler(dataset, num_replicas=trainer.world_size, rank=trainer.global_rank, shuffle=False)
         return DataLoader(
             dataset,
             batch_size=self.hparams.batch_size,
             shuffle=shuffle,
+            sampler=sampler,
             drop_last=shuffle and len(dataset) > self.hparams.batch_size,
             num_workers=workers,
             persistent_workers=workers > 0,

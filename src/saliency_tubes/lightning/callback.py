@@ -88,11 +88,13 @@ class SaliencyTubesCallback(pl.Callback):
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.sanity_checking or (trainer.current_epoch + 1) % self.every_n_epochs:
             return
-        mass = self._explain_and_log(trainer, pl_module)
+        mass = self._explain_and_log(trainer, pl_module)  # rank zero only: None on the other ranks
+        # Every rank takes part in these collectives (the broadcast, then the mean of equal values), so
+        # none waits on a rank that skipped them.
+        mass = trainer.strategy.broadcast(mass, src=0)
         if mass is not None:
-            # Computed on rank zero only, so no cross-rank reduction (which would wait for the other ranks).
-            pl_module.log("val/tube_mass_in_gt", mass[0], rank_zero_only=True)
-            pl_module.log("val/mask_share", mass[1], rank_zero_only=True)
+            pl_module.log("val/tube_mass_in_gt", mass[0], sync_dist=True)
+            pl_module.log("val/mask_share", mass[1], sync_dist=True)
 
     @rank_zero_only
     def _explain_and_log(self, trainer: pl.Trainer, pl_module: pl.LightningModule):

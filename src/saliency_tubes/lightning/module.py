@@ -6,6 +6,7 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
+from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from ..data.transforms import KINETICS_MEAN, KINETICS_STD
@@ -61,6 +62,7 @@ class VideoClassifier(pl.LightningModule):
         self.train_acc = MulticlassAccuracy(num_classes, top_k=1, average="micro")
         self.val_acc = MulticlassAccuracy(num_classes, top_k=1, average="micro")
         self.val_acc5 = MulticlassAccuracy(num_classes, top_k=top5, average="micro")
+        self.val_loss = MeanMetric()  # weighted by clips, so it is exact across ranks of unequal size
 
     def forward(self, clips: torch.Tensor) -> torch.Tensor:
         return self.model(clips)
@@ -79,7 +81,8 @@ class VideoClassifier(pl.LightningModule):
         self.val_acc(logits, batch["label"])
         self.val_acc5(logits, batch["label"])
         n = len(logits)
-        self.log("val/loss", loss, prog_bar=True, sync_dist=True, batch_size=n)
+        self.val_loss.update(loss, weight=n)
+        self.log("val/loss", self.val_loss, prog_bar=True, batch_size=n)
         self.log("val/acc_top1", self.val_acc, prog_bar=True, batch_size=n)
         self.log("val/acc_top5", self.val_acc5, batch_size=n)
 

@@ -1,7 +1,8 @@
 """ModelCheckpoint that writes to ``<root>/<run>/``: one folder per run, named after the start time and the
-logger's run id, so runs never overwrite each other."""
+logger's run id, so runs never overwrite each other; every file is written atomically."""
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -51,3 +52,12 @@ class RunCheckpoint(ModelCheckpoint):
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         self.run_dir(trainer)
         super().setup(trainer, pl_module, stage)
+
+    def _save_checkpoint(self, trainer: pl.Trainer, filepath: str) -> None:
+        # Write beside the target, then rename: a crash mid-write never leaves a truncated last.ckpt.
+        partial = f"{filepath}.partial"
+        super()._save_checkpoint(trainer, partial)
+        if trainer.is_global_zero:
+            os.replace(partial, filepath)
+        self._last_checkpoint_saved = filepath
+        trainer.strategy.barrier("RunCheckpoint.rename")
