@@ -15,6 +15,16 @@ REPO = Path(__file__).resolve().parents[1]
 TINY = SyntheticConfig(train_per_class=4, val_per_class=2, num_frames=12, size=32, seed=3)
 
 
+class Trap:
+    """Unpickling this creates a file: what a malicious checkpoint could do."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (Path(self.marker),))
+
+
 @pytest.fixture(autouse=True)
 def _offline_wandb(tmp_path_factory, monkeypatch):
     """Tests never talk to W&B servers, and W&B's staging area stays out of the home folder."""

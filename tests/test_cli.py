@@ -7,11 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from saliency_tubes.data import read_frames, video_info
 from wandb_records import history
 
-from conftest import REPO
+from conftest import REPO, Trap
 
 pytestmark = pytest.mark.slow
 
@@ -129,6 +130,7 @@ def test_explain_folder_with_bad_inputs_goes_on_and_exits_1(trained, foreign_vid
     "args, message",
     [
         (["--checkpoint", "{bad}", "{video}", "--out", "o"], "not a PyTorch checkpoint"),
+        (["--checkpoint", "{evil}", "{video}", "--out", "o"], "cannot be loaded safely"),
         (["--checkpoint", "{missing}", "{video}", "--out", "o"], "does not exist"),
         (["{video}", "--out", "o"], "--checkpoint"),
         (["--checkpoint", "{ckpt}", "{video}", "--out", "o", "--target", "jump"], "nor a class of this model"),
@@ -139,12 +141,30 @@ def test_explain_bad_checkpoint_or_arguments_exit_2_with_one_line(trained, forei
     cwd, _ = trained
     bad = tmp_path / "bad.ckpt"
     bad.write_text("nope")
-    values = {"bad": bad, "missing": tmp_path / "none.ckpt", "video": foreign_video,
-              "ckpt": next((cwd / "checkpoints").glob("*/last.ckpt"))}
+    ckpt = next((cwd / "checkpoints").glob("*/last.ckpt"))
+    evil = tmp_path / "evil.ckpt"
+    torch.save({**torch.load(ckpt, weights_only=True), "trap": Trap(tmp_path / "pwned")}, evil)
+    values = {"bad": bad, "missing": tmp_path / "none.ckpt", "video": foreign_video, "ckpt": ckpt, "evil": evil}
     proc = _run("explain.py", *[a.format(**values) for a in args], cwd=tmp_path)
     assert proc.returncode == 2
+    assert not (tmp_path / "pwned").exists()
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], proc.stderr
+
+
+def test_explain_from_a_safetensors_export(trained, foreign_video, tmp_path):
+    exported = tmp_path / "model.safetensors"
+    proc = _explain(trained, "--export-safetensors", str(exported))
+    assert proc.returncode == 0, proc.stderr
+    assert exported.is_file()
+    proc = _run("explain.py", "--checkpoint", str(exported), str(foreign_video), "--out", str(tmp_path / "o"), "--no-focus",
+                cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    ref = _explain(trained, str(foreign_video), "--out", str(tmp_path / "ref"), "--no-focus")
+    assert ref.returncode == 0
+    a = np.load(tmp_path / "o" / foreign_video.stem / "saliency.npy")
+    b = np.load(tmp_path / "ref" / foreign_video.stem / "saliency.npy")
+    np.testing.assert_array_equal(a, b)
 
 
 def test_train_with_a_wrong_data_root_is_one_line_error(tmp_path):

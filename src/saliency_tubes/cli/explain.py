@@ -30,7 +30,7 @@ from ..data.video import VIDEO_EXTENSIONS, VideoReadError, read_frames, video_in
 from ..errors import SaliencyTubesError
 from ..explain import SaliencyTubes
 from ..explain.cam import class_activation_tubes
-from ..lightning.checkpoint import ModelInfo, load_checkpoint
+from ..lightning.checkpoint import ModelInfo, export_safetensors, load_checkpoint
 from ..render import focus_frames, overlay, plot_tube, save_png
 from ..videoio import VideoWriter
 
@@ -45,9 +45,11 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="explain.py", description="Explain videos with Saliency Tubes from a training checkpoint.")
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="video files or folders (searched recursively)")
-    p.add_argument("--checkpoint", required=True, help="checkpoint written by train.py")
-    p.add_argument("--out", required=True, help="output folder; one sub-folder per video")
+    p.add_argument("inputs", nargs="*", metavar="INPUT", help="video files or folders (searched recursively)")
+    p.add_argument("--checkpoint", required=True, help="checkpoint written by train.py, or its .safetensors export")
+    p.add_argument("--out", help="output folder; one sub-folder per video")
+    p.add_argument("--export-safetensors", metavar="FILE", help="write the checkpoint's model as FILE (.safetensors: weights "
+                   "and input settings, no code) and exit")
     p.add_argument("--target", default="pred", help="'pred' (the video's top prediction), a class name or a class index")
     p.add_argument("--topk", type=int, default=1, help="explain each of the top-K predicted classes (with --target pred)")
     p.add_argument("--max-frames", type=int, default=512, help="explain at most this many frames from the start of each video")
@@ -219,7 +221,16 @@ def run(args: argparse.Namespace) -> int:
 
     if args.topk < 1 or args.max_frames < 1 or args.batch_size < 1:
         raise SaliencyTubesError("--topk, --max-frames and --batch-size must be at least 1")
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else ("cpu" if args.device == "auto" else args.device))
+    if args.export_safetensors:
+        model, info = load_checkpoint(args.checkpoint)
+        print(f"Exported {export_safetensors(model, info, args.export_safetensors)}")
+        return 0
+    if not args.inputs or not args.out:
+        raise SaliencyTubesError("give at least one INPUT and --out DIR (or --export-safetensors FILE)")
+    try:
+        device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else ("cpu" if args.device == "auto" else args.device))
+    except RuntimeError as exc:
+        raise SaliencyTubesError(f"--device {args.device!r}: {exc}") from None
     model, info = load_checkpoint(args.checkpoint, device)
     target = None if args.target == "pred" else resolve_class(args.target, info)
     if target is not None and args.topk != 1:
