@@ -177,7 +177,8 @@ class VideoExplainer:
             sal = np.load(out["dir"] / "saliency.npy", mmap_mode="r")
             step = max(1, -(-n // 64))  # at most 64 time steps in the plot
             plot_tube(np.asarray(sal[::step], dtype=np.float32), out["dir"] / "tube.png",
-                      title=f"{path.name} · {info.class_names[k]} (p={probs[k]:.2f})", frame=first_frame)
+                      title=f"{path.name} · {info.class_names[k]} (p={probs[k]:.2f})", frame=first_frame,
+                      frame_indices=[int(i) for i in frames_idx[::step]])
             del sal
 
         def cls(k: int) -> dict:

@@ -121,8 +121,9 @@ class SaliencyTubesCallback(pl.Callback):
             pred = int(result.targets[i])
             caption = f"true {names[s['label']]} · pred {names[pred]} (p={probs[i, pred]:.2f})"
             video = upscale(side_by_side(frames, overlay(frames, sal)), self.display_height)
-            video_path = write_mp4(out_dir / f"sample_{i}.mp4", video, fps=self.fps)
-            plot_path = plot_tube(sal, out_dir / f"sample_{i}_tube.png", title=caption, frame=frames[0])
+            video_path = write_mp4(out_dir / f"sample_{i}.mp4", video, fps=self.fps, preset="ultrafast")
+            plot_path = plot_tube(sal, out_dir / f"sample_{i}_tube.png", title=caption, frame=frames[0],
+                                  frame_indices=s["frame_indices"].tolist())
             rows.append((trainer.current_epoch, i, names[s["label"]], names[pred], float(probs[i, pred]), video_path, plot_path, caption))
 
         masks = [s.get("mask") for s in samples]

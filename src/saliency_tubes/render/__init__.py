@@ -1,7 +1,7 @@
 """Rendering Saliency Tubes: colour maps, overlays, focus frames, 3D tube plots and MP4 writing."""
 from .colormap import apply_colormap, jet_lut
 from .overlay import focus_frames, overlay, side_by_side, upscale
-from .tube_plot import plot_tube
+from .tube_plot import plot_tube, render_tube
 from .video import save_png, write_mp4
 
-__all__ = ["apply_colormap", "focus_frames", "jet_lut", "overlay", "plot_tube", "save_png", "side_by_side", "upscale", "write_mp4"]
+__all__ = ["apply_colormap", "focus_frames", "jet_lut", "overlay", "plot_tube", "render_tube", "save_png", "side_by_side", "upscale", "write_mp4"]
