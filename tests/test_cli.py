@@ -1,6 +1,7 @@
 """End-to-end: the real train.py and explain.py entry points, run as a user would."""
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -23,10 +24,10 @@ TINY_TRAIN = [
 ]
 
 
-def _run(script: str, *args: str, cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
+def _run(script: str, *args: str, cwd: Path, timeout: int = 300, env: dict | None = None) -> subprocess.CompletedProcess:
     # A W&B service started by an in-process test would otherwise serve the child, resolving its paths
     # against the service's working directory instead of the child's.
-    env = {k: v for k, v in os.environ.items() if k != "WANDB_SERVICE"}
+    env = {**{k: v for k, v in os.environ.items() if k != "WANDB_SERVICE"}, **(env or {})}
     return subprocess.run([sys.executable, str(REPO / script), *args], cwd=cwd, env=env, capture_output=True, text=True,
                           timeout=timeout)
 
@@ -135,6 +136,8 @@ def test_explain_folder_with_bad_inputs_goes_on_and_exits_1(trained, foreign_vid
         (["{video}", "--out", "o"], "--checkpoint"),
         (["--checkpoint", "{ckpt}", "{video}", "--out", "o", "--target", "jump"], "nor a class of this model"),
         (["--checkpoint", "{ckpt}", "{video}", "--out", "o", "--topk", "0"], "at least 1"),
+        (["--checkpoint", "{ckpt}", "{video}", "--out", "o", "--target", "99"], "nor a class of this model"),
+        (["--checkpoint", "{ckpt}", "{video}", "--out", "{bad}/sub"], "cannot write --out results"),
     ],
 )
 def test_explain_bad_checkpoint_or_arguments_exit_2_with_one_line(trained, foreign_video, tmp_path, args, message):
@@ -167,6 +170,21 @@ def test_explain_from_a_safetensors_export(trained, foreign_video, tmp_path):
     np.testing.assert_array_equal(a, b)
 
 
+def test_training_goes_on_when_wandb_cannot_start(tmp_path, tiny_dataset):
+    """An online W&B that cannot be reached (a closed port on loopback): one warning, metrics to CSV, tubes on disk."""
+    unreachable = {"WANDB_MODE": "online", "WANDB_API_KEY": "a" * 40, "WANDB_BASE_URL": "http://127.0.0.1:9",
+                   "WANDB_INIT_TIMEOUT": "5"}
+    proc = _run("train.py", "fit", "--config", str(REPO / "configs" / "default.yaml"), "--data.root", str(tiny_dataset),
+                *TINY_TRAIN, cwd=tmp_path, env=unreachable)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stderr.count("logger could not start") == 1 and "Traceback" not in proc.stderr
+    run = next((tmp_path / "checkpoints").iterdir())
+    metrics = (next(run.rglob("metrics.csv"))).read_text()
+    assert "val/acc_top1" in metrics and "val/tube_mass_in_gt" in metrics
+    assert len(list((run / "tubes").rglob("sample_*.mp4"))) == 4 * 2
+    assert (run / "last.ckpt").is_file()
+
+
 def test_train_with_a_wrong_data_root_is_one_line_error(tmp_path):
     proc = _run("train.py", "fit", "--config", str(REPO / "configs" / "default.yaml"), "--data.root", str(tmp_path / "nope"),
                 "--trainer.logger", "false", cwd=tmp_path)
@@ -174,3 +192,38 @@ def test_train_with_a_wrong_data_root_is_one_line_error(tmp_path):
     assert proc.stderr.strip().splitlines()[-1].startswith("error: ") and "nope" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "nope").exists()  # no synthetic data generated into a mistyped path
+
+
+def _train_error(tmp_path, root, *extra) -> str:
+    """Run train.py expecting a user error: exit 2, the last stderr line ``error: ...``, no traceback."""
+    proc = _run("train.py", "fit", "--config", str(REPO / "configs" / "default.yaml"), "--data.root", str(root), *TINY_TRAIN,
+                *extra, "--trainer.logger", "false", cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ")
+    return last
+
+
+def test_unknown_architecture(tmp_path, tiny_dataset):
+    assert "unknown architecture 'resnet3d_7'" in _train_error(tmp_path, tiny_dataset, "--model.arch", "resnet3d_7")
+
+
+def test_empty_class_folder(tmp_path, tiny_dataset):
+    root = tmp_path / "data"
+    shutil.copytree(tiny_dataset, root)
+    (root / "train" / "jump").mkdir()
+    assert "jump has no videos" in _train_error(tmp_path, root)
+
+
+def test_resuming_a_checkpoint_with_another_class_count(trained, tmp_path, tiny_dataset):
+    root = tmp_path / "five"
+    shutil.copytree(tiny_dataset, root)
+    for split in ("train", "val"):
+        shutil.rmtree(root / split / "shrink")
+    ckpt = next((trained[0] / "checkpoints").glob("*/last.ckpt"))
+    assert "has 6 classes, the data has 5" in _train_error(tmp_path, root, "--ckpt_path", str(ckpt))
+
+
+def test_nan_loss_stops_with_one_line(tmp_path, tiny_dataset):
+    assert "training loss became nan" in _train_error(tmp_path, tiny_dataset, "--model.lr", "1e30")

@@ -1,3 +1,5 @@
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -79,3 +81,15 @@ def test_datamodule_loaders(tiny_dataset):
     batch = next(iter(dm.train_dataloader()))
     assert batch["clip"].shape == (5, 3, 4, 32, 32) and batch["label"].shape == (5,)
     assert sum(len(b["label"]) for b in dm.val_dataloader()) == 12
+
+
+def test_clips_longer_than_the_videos_are_looped_with_one_warning(tiny_dataset):
+    dm = VideoDataModule(root=str(tiny_dataset), clip_len=40, stride=2, input_size=32, batch_size=4, num_workers=0)
+    with pytest.warns(UserWarning, match="clips are looped") as record:
+        dm.setup("validate")
+    assert len([w for w in record if "clips are looped" in str(w.message)]) == 1
+    assert dm.val_dataset[0]["clip"].shape == (3, 40, 32, 32)
+    dm = VideoDataModule(root=str(tiny_dataset), clip_len=4, stride=2, input_size=32, batch_size=4, num_workers=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        dm.setup("validate")

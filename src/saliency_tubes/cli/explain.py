@@ -28,6 +28,7 @@ from ..data.sampling import consecutive_clips
 from ..data.transforms import normalize, resize_short_side
 from ..data.video import VIDEO_EXTENSIONS, VideoReadError, read_frames, video_info
 from ..errors import SaliencyTubesError
+from ..fs import ensure_writable_dir
 from ..explain import SaliencyTubes
 from ..explain.cam import class_activation_tubes
 from ..lightning.checkpoint import ModelInfo, export_safetensors, load_checkpoint
@@ -238,7 +239,7 @@ def run(args: argparse.Namespace) -> int:
         raise SaliencyTubesError("--topk needs --target pred")
     explainer = VideoExplainer(model, info, device, args.batch_size, args.max_frames, args.alpha, not args.no_focus)
 
-    out_root = Path(args.out)
+    out_root = ensure_writable_dir(args.out, "--out results")
     inputs = collect_inputs(args.inputs)
     console = Console(stderr=True)
     failures, taken = 0, set()

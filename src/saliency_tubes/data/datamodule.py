@@ -5,11 +5,14 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
+from pytorch_lightning.utilities import rank_zero_warn
 from torch.utils.data import DataLoader
 
 from .datasets import VideoClipDataset, scan_folder
 from .synthetic import SyntheticConfig, ensure_synthetic
+from ..errors import SaliencyTubesError
 from .transforms import KINETICS_MEAN, KINETICS_STD, ClipTransform
+from .video import video_info
 
 
 DEFAULT_SYNTHETIC_ROOT = "data/synthetic"
@@ -94,6 +97,23 @@ class VideoDataModule(pl.LightningDataModule):
             self.train_dataset = self._dataset("train", train=True)
         if stage in (None, "fit", "validate") and self.val_dataset is None:
             self.val_dataset = self._dataset("val", train=False)
+            self._warn_if_clips_outrun_videos(self.val_dataset)
+
+    def _warn_if_clips_outrun_videos(self, dataset: VideoClipDataset, probes: int = 8) -> None:
+        """One warning when the clip spans more frames than the videos have (they are looped, not rejected);
+        a few videos spread over the split are probed, not all."""
+        span = (self.hparams.clip_len - 1) * self.hparams.stride + 1
+        picks = sorted({round(i * (len(dataset) - 1) / max(probes - 1, 1)) for i in range(probes)})
+        lengths = []
+        for i in picks:
+            try:
+                lengths.append((video_info(dataset.videos[i], self.hparams.backend).num_frames, dataset.videos[i]))
+            except SaliencyTubesError:
+                continue
+        if lengths and all(n < span for n, _ in lengths):
+            n, path = max(lengths, key=lambda x: x[0])
+            rank_zero_warn(f"clips span {span} frames (clip_len {self.hparams.clip_len} × stride {self.hparams.stride}) but the "
+                           f"videos are shorter (e.g. {path.name}: {n} frames); clips are looped. Lower --data.clip_len or --data.stride")
 
     def _loader(self, dataset: VideoClipDataset, shuffle: bool) -> DataLoader:
         workers = self.hparams.num_workers

@@ -30,10 +30,11 @@ def scan_folder(root: str | Path, split: str, class_names: list[str] | None = No
         folder = split_dir / name
         if not folder.is_dir():
             continue
-        for path in sorted(folder.iterdir()):
-            if path.suffix.lower() in VIDEO_EXTENSIONS and path.is_file():
-                videos.append(path)
-                labels.append(label)
+        found_videos = [p for p in sorted(folder.iterdir()) if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file()]
+        if not found_videos and split == "train":
+            raise SaliencyTubesError(f"{folder} has no videos: a class needs training videos (remove the folder or add some)")
+        videos += found_videos
+        labels += [label] * len(found_videos)
     if not videos:
         raise SaliencyTubesError(f"no videos found under {split_dir}")
     return videos, labels, class_names

@@ -8,7 +8,7 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.loggers import WandbLogger
-from pytorch_lightning.utilities import rank_zero_only
+from pytorch_lightning.utilities import rank_zero_only, rank_zero_warn
 
 from ..data.datasets import VideoClipDataset
 from ..explain import SaliencyTubes, mask_share, tube_mass_in_gt
@@ -70,6 +70,7 @@ class SaliencyTubesCallback(pl.Callback):
         self.clip_negative = clip_negative
         self.seed = seed
         self._samples: list[dict] | None = None
+        self._warned = False
 
     def _select(self, dataset: VideoClipDataset) -> list[dict]:
         chosen = balanced_indices(dataset.labels, self.num_samples, self.seed)
@@ -140,6 +141,11 @@ class SaliencyTubesCallback(pl.Callback):
                 media[f"tubes/sample_{i}"] = wandb.Video(str(video_path), caption=caption, format="mp4")
                 table.add_data(epoch, i, true, pred, conf, wandb.Video(str(video_path), caption=caption, format="mp4"), wandb.Image(str(plot_path), caption=caption))
             media["tubes/table"] = table
-            wandb_logger.experiment.log({**media, "trainer/global_step": trainer.global_step, "epoch": trainer.current_epoch})
+            try:
+                wandb_logger.experiment.log({**media, "trainer/global_step": trainer.global_step, "epoch": trainer.current_epoch})
+            except Exception as exc:  # the tubes are on disk already; a logging failure must not stop training
+                if not self._warned:
+                    rank_zero_warn(f"SaliencyTubesCallback: W&B logging failed ({exc}); tubes are still written to {out_dir.parent}")
+                    self._warned = True
         return mass
 

@@ -88,13 +88,18 @@ def _read_safetensors(path: Path) -> tuple[dict, ModelInfo]:
     return state, _info_from(json.loads(meta), path)
 
 
-def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, ModelInfo]:
-    """The model (in eval mode, on ``device``) and its :class:`ModelInfo` from a training checkpoint of
-    :class:`~saliency_tubes.lightning.module.VideoClassifier` or a ``.safetensors`` export of one."""
+def read_model_info(path: str | Path) -> tuple[dict, ModelInfo]:
+    """``(model state_dict, ModelInfo)`` of a training checkpoint or a ``.safetensors`` export, safely."""
     path = Path(path)
     if not path.is_file():
         raise SaliencyTubesError(f"checkpoint {path} does not exist")
-    state, info = (_read_safetensors if path.suffix == ".safetensors" else _read_lightning)(path)
+    return (_read_safetensors if path.suffix == ".safetensors" else _read_lightning)(path)
+
+
+def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, ModelInfo]:
+    """The model (in eval mode, on ``device``) and its :class:`ModelInfo` from a training checkpoint of
+    :class:`~saliency_tubes.lightning.module.VideoClassifier` or a ``.safetensors`` export of one."""
+    state, info = read_model_info(path)
     model = create_model(info.arch, info.num_classes, **info.arch_kwargs)
     result = model.load_state_dict(state, strict=False)
     if result.missing_keys or result.unexpected_keys:

@@ -8,10 +8,20 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 from pytorch_lightning.cli import LightningCLI, SaveConfigCallback
+from pytorch_lightning.loggers import CSVLogger
+from pytorch_lightning.utilities import rank_zero_warn
 
 from ..data.datamodule import VideoDataModule
+from ..errors import SaliencyTubesError
+from ..fs import ensure_writable_dir
+from .checkpoint import read_model_info
 from .module import VideoClassifier
 from .run_checkpoint import RunCheckpoint
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:200]
 
 
 def wandb_login_configured() -> bool:
@@ -53,6 +63,56 @@ class TubesCLI(LightningCLI):
         parser.link_arguments("data.class_names", "model.class_names", apply_on="instantiate")
         for name in ("clip_len", "stride", "input_size", "mean", "std"):
             parser.link_arguments(f"data.{name}", f"model.{name}")
+
+    def _start_loggers(self) -> None:
+        """Start every logger now; one that cannot start (no network, a W&B service error, ...) is replaced by a
+        CSV logger in the run's folder with a single warning, so logging never stops training."""
+        trainer = self.trainer
+        working, failed = [], []
+        for logger in trainer.loggers:
+            try:
+                logger.experiment  # noqa: B018 - starts the W&B run on rank zero
+                working.append(logger)
+            except Exception as exc:  # whatever the service raised, training must go on
+                failed.append(f"{type(logger).__name__}: {_first_line(exc)}")
+        if not failed:
+            return
+        ckpt = trainer.checkpoint_callback
+        folder = ckpt.run_dir(trainer) if isinstance(ckpt, RunCheckpoint) else Path(trainer.default_root_dir)
+        working.append(CSVLogger(save_dir=str(folder), name="csv_logs"))
+        trainer.loggers = working
+        rank_zero_warn(f"logger could not start ({'; '.join(failed)}); training goes on, metrics go to {folder}/csv_logs "
+                       "and the tubes to the run folder")
+
+    def _check_run_folder(self) -> None:
+        ckpt = self.trainer.checkpoint_callback
+        if isinstance(ckpt, RunCheckpoint):
+            ensure_writable_dir(ckpt.run_dir(self.trainer), "checkpoints")
+
+    def _check_resumed_checkpoint(self) -> None:
+        """Resuming or validating from a checkpoint of another class count is a one-line error, not a size-mismatch
+        traceback from deep inside load_state_dict."""
+        ckpt_path = self.config[self.subcommand].get("ckpt_path")
+        if not ckpt_path or ckpt_path in ("last", "best", "hpc", "registry") or not Path(ckpt_path).is_file():
+            return
+        _, info = read_model_info(ckpt_path)
+        model = self.model.hparams
+        if info.num_classes != model.num_classes:
+            raise SaliencyTubesError(f"checkpoint {ckpt_path} has {info.num_classes} classes, the data has {model.num_classes}")
+        if info.arch != model.arch:
+            raise SaliencyTubesError(f"checkpoint {ckpt_path} holds a {info.arch}, the config builds a {model.arch}")
+
+    def before_fit(self) -> None:
+        self._check_run_folder()
+        self._check_resumed_checkpoint()
+        self._start_loggers()
+
+    def before_validate(self) -> None:
+        self._check_resumed_checkpoint()
+        self._start_loggers()
+
+    def before_test(self) -> None:
+        self._start_loggers()
 
     def after_fit(self) -> None:
         ckpt = self.trainer.checkpoint_callback

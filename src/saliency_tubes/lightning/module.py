@@ -10,6 +10,7 @@ from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from ..data.transforms import KINETICS_MEAN, KINETICS_STD
+from ..errors import SaliencyTubesError
 from ..models import create_model
 
 
@@ -70,8 +71,14 @@ class VideoClassifier(pl.LightningModule):
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         logits = self(batch["clip"])
         loss = F.cross_entropy(logits, batch["label"], label_smoothing=self.hparams.label_smoothing)
+        if not torch.isfinite(loss):
+            raise SaliencyTubesError(
+                f"the training loss became {loss.item()} at epoch {self.current_epoch}, step {self.global_step}; lower "
+                f"--model.lr (now {self.hparams.lr}); checkpoints written so far are kept"
+            )
         self.train_acc(logits, batch["label"])
         self.log("train/loss", loss, prog_bar=True, batch_size=len(logits))
+        self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"], batch_size=len(logits))
         self.log("train/acc_top1", self.train_acc, on_step=False, on_epoch=True, batch_size=len(logits))
         return loss
 
