@@ -95,3 +95,17 @@ def test_callback_changes_nothing_in_training(tmp_path, tiny_dataset):
     assert list((tmp_path / "1").rglob("sample_0.mp4")), "the callback did run"
     for key in weights[0]:
         torch.testing.assert_close(weights[0][key], weights[1][key], rtol=0, atol=0, msg=key)
+
+
+def test_the_sample_set_travels_in_checkpoints(tmp_path, tiny_dataset):
+    dm, model = _setup(tiny_dataset)
+    first = SaliencyTubesCallback(num_samples=3, seed=1)
+    trainer = _trainer(tmp_path, [first, RunCheckpoint(root=str(tmp_path / "c"))], epochs=1)
+    trainer.fit(model, dm)
+    ckpt = torch.load(next((tmp_path / "c").glob("*/last.ckpt")), weights_only=True)
+    saved = next(v for k, v in ckpt["callbacks"].items() if k.startswith("SaliencyTubesCallback"))
+    assert saved["indices"] == first._indices and len(saved["indices"]) == 3
+    other = SaliencyTubesCallback(num_samples=3, seed=2)  # would choose differently on its own
+    other.load_state_dict(saved)
+    dm.setup("validate")
+    assert [s["index"] for s in other._select(dm.val_dataset)] == saved["indices"]

@@ -4,16 +4,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytorch_lightning as pl
+import torch
 from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
 from pytorch_lightning.utilities import rank_zero_warn
 from torch.utils.data import DataLoader
 
-from .datasets import VideoClipDataset, scan_folder
-from .synthetic import SyntheticConfig, ensure_synthetic
 from ..errors import SaliencyTubesError
+from .datasets import VideoClipDataset, scan_folder
+from .sampling import ResumableSampler
+from .synthetic import SyntheticConfig, ensure_synthetic
 from .transforms import KINETICS_MEAN, KINETICS_STD, ClipTransform
 from .video import video_info
-
 
 DEFAULT_SYNTHETIC_ROOT = "data/synthetic"
 
@@ -57,6 +58,8 @@ class VideoDataModule(pl.LightningDataModule):
         self._class_names: list[str] | None = None
         self.train_dataset: VideoClipDataset | None = None
         self.val_dataset: VideoClipDataset | None = None
+        self._train_sampler: ResumableSampler | None = None
+        self._resume_batches = 0
 
     def prepare_data(self) -> None:
         synthetic = self.hparams.synthetic
@@ -115,9 +118,8 @@ class VideoDataModule(pl.LightningDataModule):
             rank_zero_warn(f"clips span {span} frames (clip_len {self.hparams.clip_len} × stride {self.hparams.stride}) but the "
                            f"videos are shorter (e.g. {path.name}: {n} frames); clips are looped. Lower --data.clip_len or --data.stride")
 
-    def _loader(self, dataset: VideoClipDataset, shuffle: bool) -> DataLoader:
+    def _loader(self, dataset: VideoClipDataset, shuffle: bool, sampler=None) -> DataLoader:
         workers = self.hparams.num_workers
-        sampler = None
         trainer = self.trainer
         if not shuffle and trainer is not None and trainer.world_size > 1:
             # Lightning's default DistributedSampler pads the last ranks with repeats; evaluation must see
@@ -126,7 +128,7 @@ class VideoDataModule(pl.LightningDataModule):
         return DataLoader(
             dataset,
             batch_size=self.hparams.batch_size,
-            shuffle=shuffle,
+            shuffle=shuffle and sampler is None,
             sampler=sampler,
             drop_last=shuffle and len(dataset) > self.hparams.batch_size,
             num_workers=workers,
@@ -135,7 +137,31 @@ class VideoDataModule(pl.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_dataset, shuffle=True)
+        trainer = self.trainer
+        world, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+        # torch's initial seed is what seed_everything set: the same again when a run is resumed
+        self.train_dataset.seed = torch.initial_seed() % 2**31
+        sampler = ResumableSampler(self.train_dataset, num_replicas=world, rank=rank, seed=self.train_dataset.seed)
+        if self._resume_batches:
+            sampler.skip(self._resume_batches * self.hparams.batch_size)
+        self._train_sampler = sampler
+        return self._loader(self.train_dataset, shuffle=True, sampler=sampler)
+
+    # The position within the training epoch travels in checkpoints, so a run resumed from a mid-epoch checkpoint
+    # trains on exactly the batches the interrupted run had not reached (the sampler's order depends only on the
+    # seed and the epoch, and each item's augmentation on seed, epoch and index).
+    def state_dict(self) -> dict:
+        trainer = self.trainer
+        if trainer is None or self._train_sampler is None:
+            return {}
+        done = trainer.fit_loop.epoch_loop.batch_progress.current.processed
+        per_epoch = len(self._train_sampler) // self.hparams.batch_size  # drop_last
+        return {"train_batches_done": done % max(per_epoch, 1)}  # a finished epoch: the next starts afresh
+
+    def load_state_dict(self, state: dict) -> None:
+        self._resume_batches = int(state.get("train_batches_done", 0))
+        if self._train_sampler is not None:  # the loader was built already (Lightning sizes it before restoring)
+            self._train_sampler.skip(self._resume_batches * self.hparams.batch_size)
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.val_dataset, shuffle=False)

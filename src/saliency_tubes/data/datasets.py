@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset, get_worker_info
+from torch.utils.data import Dataset
 
 from ..errors import SaliencyTubesError
 from .sampling import clip_indices
@@ -61,37 +61,32 @@ class VideoClipDataset(Dataset):
         std=KINETICS_STD,
         keep_frames: bool = False,
         backend: str = "auto",
+        seed: int = 0,
     ):
         self.videos, self.labels, self.class_names = list(videos), list(labels), list(class_names)
         self.clip_len, self.stride, self.sampling = clip_len, stride, sampling
         self.transform = transform or ClipTransform()
         self.mean, self.std = tuple(mean), tuple(std)
-        self.keep_frames, self.backend = keep_frames, backend
-        self._seeded_worker: int | None = None
+        self.keep_frames, self.backend, self.seed = keep_frames, backend, seed
 
     def __len__(self) -> int:
         return len(self.videos)
 
-    def _rng(self) -> np.random.Generator:
-        # Each DataLoader worker gets its own stream, derived from torch's per-worker seed.
-        info = get_worker_info()
-        worker = -1 if info is None else info.id
-        if self._seeded_worker != worker:
-            self.transform.rng = np.random.default_rng(torch.initial_seed() % 2**63)
-            self._seeded_worker = worker
-        return self.transform.rng
+    def load(self, index: int, epoch: int = 0, with_mask: bool = False) -> dict:
+        """Decode, sample and transform one clip; with ``with_mask`` also the actor mask (when the dataset has one).
 
-    def load(self, index: int, with_mask: bool = False) -> dict:
-        """Decode, sample and transform one clip; with ``with_mask`` also the actor mask (when the dataset has one)."""
+        The random choices (clip start, scale, crop, flip) come from a generator seeded by ``(seed, epoch,
+        index)``, so an item is the same whichever worker loads it, and a resumed run sees the same data.
+        """
         path = self.videos[index]
-        rng = self._rng()
+        rng = np.random.default_rng([self.seed, epoch, index])
         num_frames = video_info(path, self.backend).num_frames
         indices = clip_indices(num_frames, self.clip_len, self.stride, self.sampling, rng)
         frames = read_frames(path, indices, self.backend)
         mask = load_mask(path) if with_mask else None
         if mask is not None:
             mask = mask[np.minimum(indices, len(mask) - 1)]
-        frames, mask = self.transform(frames, mask)
+        frames, mask = self.transform(frames, mask, rng)
         item = {
             "clip": normalize(frames, self.mean, self.std),
             "label": self.labels[index],
@@ -104,5 +99,7 @@ class VideoClipDataset(Dataset):
             item["mask"] = mask
         return item
 
-    def __getitem__(self, index: int) -> dict:
-        return self.load(index)
+    def __getitem__(self, key: int | tuple[int, int]) -> dict:
+        """``key`` is an index, or ``(index, epoch)`` as yielded by :class:`~saliency_tubes.data.sampling.ResumableSampler`."""
+        index, epoch = key if isinstance(key, tuple) else (key, 0)
+        return self.load(index, epoch)

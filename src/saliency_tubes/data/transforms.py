@@ -3,7 +3,7 @@ be rendered later; normalisation comes last and produces the model's float ``3×
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -51,27 +51,30 @@ class ClipTransform:
     train: bool = False
     scale: tuple[float, float] = (1.0, 1.15)
     hflip: bool = False
-    rng: np.random.Generator = field(default_factory=np.random.default_rng, repr=False)
 
-    def __call__(self, frames: np.ndarray | torch.Tensor, mask: np.ndarray | None = None):
-        """uint8 ``T×H×W×3`` frames (and an optional bool ``T×H×W`` mask) → the same, transformed."""
+    def __call__(self, frames: np.ndarray | torch.Tensor, mask: np.ndarray | None = None, rng: np.random.Generator | None = None):
+        """uint8 ``T×H×W×3`` frames (and an optional bool ``T×H×W`` mask) → the same, transformed.
+
+        ``rng`` draws the training-time randomness (a fresh default generator when not given).
+        """
+        rng = rng if rng is not None else np.random.default_rng()
         x = torch.as_tensor(frames).permute(0, 3, 1, 2)  # T×3×H×W
         m = None if mask is None else torch.as_tensor(mask).unsqueeze(1).to(torch.uint8)
         short = self.size
         if self.train and self.scale != (1.0, 1.0):
-            short = math.ceil(self.size * self.rng.uniform(*self.scale))
+            short = math.ceil(self.size * rng.uniform(*self.scale))
         x = resize_short_side(x, short)
         if m is not None:
             m = resize_short_side(m, short, mode="nearest")
         h, w = x.shape[-2:]
         if self.train:
-            top, left = int(self.rng.integers(0, h - self.size + 1)), int(self.rng.integers(0, w - self.size + 1))
+            top, left = int(rng.integers(0, h - self.size + 1)), int(rng.integers(0, w - self.size + 1))
         else:
             top, left = (h - self.size) // 2, (w - self.size) // 2
         x = x[..., top : top + self.size, left : left + self.size]
         if m is not None:
             m = m[..., top : top + self.size, left : left + self.size]
-        if self.train and self.hflip and self.rng.random() < 0.5:
+        if self.train and self.hflip and rng.random() < 0.5:
             x = x.flip(-1)
             m = None if m is None else m.flip(-1)
         x = x.permute(0, 2, 3, 1).contiguous()

@@ -70,10 +70,13 @@ class SaliencyTubesCallback(pl.Callback):
         self.clip_negative = clip_negative
         self.seed = seed
         self._samples: list[dict] | None = None
+        self._indices: list[int] | None = None  # which validation videos; saved in checkpoints
         self._warned = False
 
     def _select(self, dataset: VideoClipDataset) -> list[dict]:
-        chosen = balanced_indices(dataset.labels, self.num_samples, self.seed)
+        if self._indices is None or max(self._indices, default=-1) >= len(dataset):
+            self._indices = balanced_indices(dataset.labels, self.num_samples, self.seed)
+        chosen = self._indices
         samples = []
         for i in chosen:
             item = dataset.load(i, with_mask=True)
@@ -85,6 +88,14 @@ class SaliencyTubesCallback(pl.Callback):
         ckpt = trainer.checkpoint_callback
         base = Path(ckpt.dirpath) if ckpt is not None and ckpt.dirpath else Path(trainer.default_root_dir)
         return base / "tubes" / f"epoch_{trainer.current_epoch:03d}"
+
+    def state_dict(self) -> dict:
+        """The chosen validation videos, so a resumed run explains the same clips as before the break."""
+        return {"indices": self._indices}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self._indices = state_dict.get("indices")
+        self._samples = None
 
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.sanity_checking or (trainer.current_epoch + 1) % self.every_n_epochs:

@@ -89,12 +89,32 @@ class TubesCLI(LightningCLI):
         if isinstance(ckpt, RunCheckpoint):
             ensure_writable_dir(ckpt.run_dir(self.trainer), "checkpoints")
 
+    def _resolve_ckpt_path(self) -> str | None:
+        """``--ckpt_path last`` means the newest ``last.ckpt`` under the checkpoint root; resuming a run keeps
+        writing into that run's folder."""
+        ckpt_path = self.config[self.subcommand].get("ckpt_path")
+        ckpt = self.trainer.checkpoint_callback
+        if ckpt_path == "last" and isinstance(ckpt, RunCheckpoint):
+            found = sorted(Path(ckpt.root).glob("*/last.ckpt"), key=lambda p: p.stat().st_mtime)
+            if not found:
+                raise SaliencyTubesError(f"--ckpt_path last: no last.ckpt under {ckpt.root}/")
+            ckpt_path = str(found[-1])
+            self.config[self.subcommand]["ckpt_path"] = ckpt_path
+            print(f"Resuming from {ckpt_path}")
+        if ckpt_path and self.subcommand == "fit" and isinstance(ckpt, RunCheckpoint) and ckpt.dirpath is None:
+            folder = Path(ckpt_path).parent
+            if folder.parent.resolve() == Path(ckpt.root).resolve():
+                ckpt.dirpath = str(folder)
+        return ckpt_path
+
     def _check_resumed_checkpoint(self) -> None:
         """Resuming or validating from a checkpoint of another class count is a one-line error, not a size-mismatch
         traceback from deep inside load_state_dict."""
-        ckpt_path = self.config[self.subcommand].get("ckpt_path")
-        if not ckpt_path or ckpt_path in ("last", "best", "hpc", "registry") or not Path(ckpt_path).is_file():
+        ckpt_path = self._resolve_ckpt_path()
+        if not ckpt_path or ckpt_path in ("best", "hpc", "registry"):
             return
+        if not Path(ckpt_path).is_file():
+            raise SaliencyTubesError(f"--ckpt_path {ckpt_path} does not exist")
         _, info = read_model_info(ckpt_path)
         model = self.model.hparams
         if info.num_classes != model.num_classes:
@@ -103,8 +123,8 @@ class TubesCLI(LightningCLI):
             raise SaliencyTubesError(f"checkpoint {ckpt_path} holds a {info.arch}, the config builds a {model.arch}")
 
     def before_fit(self) -> None:
-        self._check_run_folder()
         self._check_resumed_checkpoint()
+        self._check_run_folder()
         self._start_loggers()
 
     def before_validate(self) -> None:

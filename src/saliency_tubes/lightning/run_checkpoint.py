@@ -15,6 +15,7 @@ class RunCheckpoint(ModelCheckpoint):
 
     Args:
         root: parent folder of the per-run folders.
+        every_n_train_steps: also save ``last.ckpt`` every n optimizer steps, for resuming mid-epoch.
         Other arguments as in ``ModelCheckpoint``.
     """
 
@@ -27,6 +28,7 @@ class RunCheckpoint(ModelCheckpoint):
         save_last: bool = True,
         filename: str = "epoch={epoch:03d}-acc={val/acc_top1:.4f}",
         every_n_epochs: int = 1,
+        every_n_train_steps: int | None = None,
     ):
         super().__init__(
             monitor=monitor,
@@ -38,6 +40,7 @@ class RunCheckpoint(ModelCheckpoint):
             every_n_epochs=every_n_epochs,
         )
         self.root = root
+        self.every_n_train_steps_for_last = every_n_train_steps
 
     def run_dir(self, trainer: pl.Trainer) -> Path:
         """This run's folder, chosen on first use (rank zero's choice is broadcast by ``setup``)."""
@@ -52,6 +55,12 @@ class RunCheckpoint(ModelCheckpoint):
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         self.run_dir(trainer)
         super().setup(trainer, pl_module, stage)
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch, batch_idx: int) -> None:
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+        n = self.every_n_train_steps_for_last
+        if n and trainer.global_step % n == 0 and trainer.global_step != self._last_global_step_saved:
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
 
     def _save_checkpoint(self, trainer: pl.Trainer, filepath: str) -> None:
         # Write beside the target, then rename: a crash mid-write never leaves a truncated last.ckpt.
