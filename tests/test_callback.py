@@ -109,3 +109,24 @@ def test_the_sample_set_travels_in_checkpoints(tmp_path, tiny_dataset):
     other.load_state_dict(saved)
     dm.setup("validate")
     assert [s["index"] for s in other._select(dm.val_dataset)] == saved["indices"]
+
+
+def test_tensorboard_gets_gif_videos_and_tube_plots(tmp_path, tiny_dataset):
+    import io
+
+    from PIL import Image
+    from pytorch_lightning.loggers import TensorBoardLogger
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    dm, model = _setup(tiny_dataset)
+    logger = TensorBoardLogger(save_dir=str(tmp_path), name="tb")
+    _trainer(tmp_path, [SaliencyTubesCallback(num_samples=2)], logger=logger, epochs=2).fit(model, dm)
+    events = EventAccumulator(logger.log_dir, size_guidance={"images": 0})
+    events.Reload()
+    tags = events.Tags()["images"]
+    assert sorted(tags) == ["tubes/sample_0", "tubes/sample_0_tube", "tubes/sample_1", "tubes/sample_1_tube"]
+    videos = events.Images("tubes/sample_1")
+    assert len(videos) == 2  # one per epoch
+    gif = Image.open(io.BytesIO(videos[-1].encoded_image_string))
+    assert gif.format == "GIF" and gif.n_frames == 4
+    assert "val/tube_mass_in_gt" in events.Tags()["scalars"]

@@ -7,12 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.loggers import WandbLogger
+from pytorch_lightning.loggers import TensorBoardLogger, WandbLogger
 from pytorch_lightning.utilities import rank_zero_only, rank_zero_warn
 
 from ..data.datasets import VideoClipDataset
 from ..explain import SaliencyTubes, mask_share, tube_mass_in_gt
-from ..render import overlay, plot_tube, side_by_side, upscale, write_mp4
+from ..render import encode_gif, overlay, plot_tube, side_by_side, upscale, write_mp4
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +89,20 @@ class SaliencyTubesCallback(pl.Callback):
         base = Path(ckpt.dirpath) if ckpt is not None and ckpt.dirpath else Path(trainer.default_root_dir)
         return base / "tubes" / f"epoch_{trainer.current_epoch:03d}"
 
+    def _log_tensorboard(self, logger: TensorBoardLogger, step: int, rows: list, videos: list) -> None:
+        """Each sample's video as an animated GIF (what ``add_video`` writes, without needing moviepy) and its
+        tube plot as an image."""
+        from PIL import Image
+        from tensorboard.compat.proto.summary_pb2 import Summary
+
+        writer = logger.experiment
+        for (_, i, *_rest, plot_path, _caption), video in zip(rows, videos):
+            gif = encode_gif(video, self.fps)
+            image = Summary.Image(height=video.shape[1], width=video.shape[2], colorspace=3, encoded_image_string=gif)
+            writer._get_file_writer().add_summary(Summary(value=[Summary.Value(tag=f"tubes/sample_{i}", image=image)]), step)
+            writer.add_image(f"tubes/sample_{i}_tube", np.asarray(Image.open(plot_path).convert("RGB")), step, dataformats="HWC")
+        writer.flush()
+
     def state_dict(self) -> dict:
         """The chosen validation videos, so a resumed run explains the same clips as before the break."""
         return {"indices": self._indices}
@@ -126,7 +140,7 @@ class SaliencyTubesCallback(pl.Callback):
         names = dataset.class_names
         out_dir = self._save_dir(trainer)
 
-        rows, media = [], {}
+        rows, media, videos = [], {}, []
         for i, s in enumerate(samples):
             sal = tubes[i].numpy()
             frames = s["frames"].numpy()
@@ -137,12 +151,16 @@ class SaliencyTubesCallback(pl.Callback):
             plot_path = plot_tube(sal, out_dir / f"sample_{i}_tube.png", title=caption, frame=frames[0],
                                   frame_indices=s["frame_indices"].tolist())
             rows.append((trainer.current_epoch, i, names[s["label"]], names[pred], float(probs[i, pred]), video_path, plot_path, caption))
+            videos.append(video)
 
         masks = [s.get("mask") for s in samples]
         mass = None
         if all(m is not None for m in masks):
             masks_t = torch.stack(masks)
             mass = (float(tube_mass_in_gt(tubes, masks_t).mean()), float(mask_share(masks_t).mean()))
+
+        for tb_logger in (lg for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)):
+            self._log_tensorboard(tb_logger, trainer.global_step, rows, videos)
 
         for wandb_logger in (lg for lg in trainer.loggers if isinstance(lg, WandbLogger)):
             import wandb
