@@ -14,7 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..errors import SaliencyTubesError
+from ..errors import SaliencyTubesError, first_line
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v")
 
@@ -130,8 +130,7 @@ class _PyAVBackend:
 
 def _reason(exc: Exception) -> str:
     """The decoder's own short reason, without paths and error numbers."""
-    reason = getattr(exc, "strerror", None) or (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-    return reason[:200]
+    return getattr(exc, "strerror", None) or first_line(exc)
 
 
 def _backends(backend: str):

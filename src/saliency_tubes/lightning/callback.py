@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import numpy as np
 import pytorch_lightning as pl
@@ -13,6 +12,7 @@ from pytorch_lightning.utilities import rank_zero_only, rank_zero_warn
 from ..data.datasets import VideoClipDataset
 from ..explain import SaliencyTubes, mask_share, tube_mass_in_gt
 from ..render import encode_gif, overlay, plot_tube, side_by_side, upscale, write_mp4
+from .run_checkpoint import run_folder
 
 log = logging.getLogger(__name__)
 
@@ -84,11 +84,6 @@ class SaliencyTubesCallback(pl.Callback):
             samples.append(item)
         return samples
 
-    def _save_dir(self, trainer: pl.Trainer) -> Path:
-        ckpt = trainer.checkpoint_callback
-        base = Path(ckpt.dirpath) if ckpt is not None and ckpt.dirpath else Path(trainer.default_root_dir)
-        return base / "tubes" / f"epoch_{trainer.current_epoch:03d}"
-
     def _log_tensorboard(self, logger: TensorBoardLogger, step: int, rows: list, videos: list) -> None:
         """Each sample's video as an animated GIF (what ``add_video`` writes, without needing moviepy) and its
         tube plot as an image."""
@@ -138,7 +133,7 @@ class SaliencyTubesCallback(pl.Callback):
         tubes = result.tubes.cpu()
         probs = result.probs.cpu()
         names = dataset.class_names
-        out_dir = self._save_dir(trainer)
+        out_dir = run_folder(trainer) / "tubes" / f"epoch_{trainer.current_epoch:03d}"
 
         rows, media, videos = [], {}, []
         for i, s in enumerate(samples):

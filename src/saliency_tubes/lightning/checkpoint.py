@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from ..data.transforms import KINETICS_MEAN, KINETICS_STD
-from ..errors import SaliencyTubesError
+from ..errors import SaliencyTubesError, first_line
 from ..models import create_model
 
 SAFETENSORS_KEY = "saliency_tubes"  # the safetensors metadata entry holding the ModelInfo as JSON
@@ -34,11 +34,6 @@ class ModelInfo:
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
     arch_kwargs: dict = field(default_factory=dict)
-
-
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip()
-    return (text.splitlines()[0] if text else type(exc).__name__)[:200]
 
 
 def _info_from(hp: dict, path: Path) -> ModelInfo:
@@ -67,7 +62,7 @@ def _read_lightning(path: Path) -> tuple[dict, ModelInfo]:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise SaliencyTubesError(f"checkpoint {path} cannot be loaded safely: {_first_line(exc)}") from None
+        raise SaliencyTubesError(f"checkpoint {path} cannot be loaded safely: {first_line(exc)}") from None
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "hyper_parameters" not in ckpt:
         raise SaliencyTubesError(f"checkpoint {path} is not a saliency-tubes training checkpoint (no state_dict/hyper_parameters)")
     state = {k[len("model.") :]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
@@ -82,7 +77,7 @@ def _read_safetensors(path: Path) -> tuple[dict, ModelInfo]:
             meta = (f.metadata() or {}).get(SAFETENSORS_KEY)
             state = {k: f.get_tensor(k) for k in f.keys()}
     except Exception as exc:
-        raise SaliencyTubesError(f"checkpoint {path} is not a readable safetensors file: {_first_line(exc)}") from None
+        raise SaliencyTubesError(f"checkpoint {path} is not a readable safetensors file: {first_line(exc)}") from None
     if meta is None:
         raise SaliencyTubesError(f"checkpoint {path} has no '{SAFETENSORS_KEY}' metadata (export it with explain.py --export-safetensors)")
     return state, _info_from(json.loads(meta), path)

@@ -12,16 +12,11 @@ from pytorch_lightning.loggers import CSVLogger
 from pytorch_lightning.utilities import rank_zero_warn
 
 from ..data.datamodule import VideoDataModule
-from ..errors import SaliencyTubesError
+from ..errors import SaliencyTubesError, first_line
 from ..fs import ensure_writable_dir
 from .checkpoint import read_model_info
 from .module import VideoClassifier
-from .run_checkpoint import RunCheckpoint
-
-
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip()
-    return (text.splitlines()[0] if text else type(exc).__name__)[:200]
+from .run_checkpoint import RunCheckpoint, run_folder
 
 
 def wandb_login_configured() -> bool:
@@ -50,8 +45,7 @@ class RunConfigSaver(SaveConfigCallback):
         super().__init__(*args, **kwargs)
 
     def save_config(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        ckpt = trainer.checkpoint_callback
-        folder = ckpt.run_dir(trainer) if isinstance(ckpt, RunCheckpoint) else Path(trainer.log_dir or ".")
+        folder = run_folder(trainer)
         folder.mkdir(parents=True, exist_ok=True)
         self.parser.save(self.config, str(folder / self.config_filename), skip_none=False, overwrite=True, multifile=self.multifile)
 
@@ -74,11 +68,10 @@ class TubesCLI(LightningCLI):
                 logger.experiment  # noqa: B018 - starts the W&B run on rank zero
                 working.append(logger)
             except Exception as exc:  # whatever the service raised, training must go on
-                failed.append(f"{type(logger).__name__}: {_first_line(exc)}")
+                failed.append(f"{type(logger).__name__}: {first_line(exc)}")
         if not failed:
             return
-        ckpt = trainer.checkpoint_callback
-        folder = ckpt.run_dir(trainer) if isinstance(ckpt, RunCheckpoint) else Path(trainer.default_root_dir)
+        folder = run_folder(trainer)
         working.append(CSVLogger(save_dir=str(folder), name="csv_logs"))
         trainer.loggers = working
         rank_zero_warn(f"logger could not start ({'; '.join(failed)}); training goes on, metrics go to {folder}/csv_logs "

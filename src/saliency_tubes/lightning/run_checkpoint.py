@@ -70,3 +70,13 @@ class RunCheckpoint(ModelCheckpoint):
             os.replace(partial, filepath)
         self._last_checkpoint_saved = filepath
         trainer.strategy.barrier("RunCheckpoint.rename")
+
+
+def run_folder(trainer: pl.Trainer) -> Path:
+    """Where this run's files go: the :class:`RunCheckpoint` folder, else the checkpoint or the trainer's root dir."""
+    ckpt = trainer.checkpoint_callback
+    if isinstance(ckpt, RunCheckpoint):
+        return ckpt.run_dir(trainer)
+    if ckpt is not None and ckpt.dirpath:
+        return Path(ckpt.dirpath)
+    return Path(trainer.default_root_dir)
