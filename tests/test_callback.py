@@ -2,6 +2,7 @@
 import json
 from pathlib import Path
 
+import pytest
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.loggers import WandbLogger
@@ -130,3 +131,14 @@ def test_tensorboard_gets_gif_videos_and_tube_plots(tmp_path, tiny_dataset):
     gif = Image.open(io.BytesIO(videos[-1].encoded_image_string))
     assert gif.format == "GIF" and gif.n_frames == 4
     assert "val/tube_mass_in_gt" in events.Tags()["scalars"]
+
+
+@pytest.mark.parametrize("method", ["gradcam", "gradcam_pp"])
+def test_gradient_methods_inside_lightning_validation(tmp_path, tiny_dataset, method):
+    """Lightning validates under torch.inference_mode; the gradient methods must still work there."""
+    dm, model = _setup(tiny_dataset)
+    callback = SaliencyTubesCallback(num_samples=2, method=method, layer="layer3")
+    trainer = _trainer(tmp_path, [callback], epochs=1)
+    metrics = trainer.validate(model, dm)[0]
+    assert 0 <= metrics["val/tube_mass_in_gt"] <= 1
+    assert len(list((tmp_path).rglob("sample_*_tube.png"))) == 2

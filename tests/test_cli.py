@@ -50,6 +50,7 @@ def test_train_writes_checkpoints_and_an_offline_wandb_run(trained):
     assert "--data.root" not in (best.parent / "config.yaml").read_text() and "input_size: 32" in (best.parent / "config.yaml").read_text()
     assert not (cwd / "config.yaml").exists()
     run_dir = next((cwd / "wandb").glob("offline-run-*"))
+    assert best.parent.name.endswith("-" + run_dir.name.split("-")[-1])  # checkpoints/<time>-<W&B run id>/
     videos = list((run_dir / "files" / "media" / "videos" / "tubes").glob("*.mp4"))
     assert len(videos) == 4 * 2  # default num_samples × epochs
     rows = history(next(run_dir.glob("run-*.wandb")))
@@ -73,7 +74,7 @@ def test_explain_writes_every_output_at_the_videos_resolution(trained, foreign_v
     assert result["frames"] == list(range(0, info.num_frames, 2))  # every stride-th frame of the whole video
     assert len(result["predictions"]) == 5 and result["predictions"][0] == result["target"] | {}
     assert abs(sum(p["probability"] for p in result["predictions"]) - 1) < 0.3
-    assert result["method"] == "saliency_tubes_cam"
+    assert result["method"] == "saliency_tubes"
 
     saliency = np.load(out / "saliency.npy")
     assert saliency.dtype == np.float16
@@ -95,6 +96,17 @@ def test_explain_writes_every_output_at_the_videos_resolution(trained, foreign_v
     assert rgba.shape == (97, 131, 4)
     np.testing.assert_allclose(rgba[..., 3] / 255.0, saliency[0].astype(float), atol=1 / 255 + 1e-3)
     assert Image.open(out / "tube.png").size[0] > 100
+
+
+def test_explain_with_gradcam_pp_on_a_named_layer(trained, foreign_video, tmp_path):
+    proc = _explain(trained, str(foreign_video), "--out", str(tmp_path / "g"), "--method", "gradcam_pp", "--layer", "layer3",
+                    "--no-focus")
+    assert proc.returncode == 0, proc.stderr
+    out = tmp_path / "g" / foreign_video.stem
+    result = json.loads((out / "result.json").read_text())
+    assert result["method"] == "gradcam_pp"
+    saliency = np.load(out / "saliency.npy")
+    assert saliency.shape == (len(result["frames"]), 97, 131) and saliency.max() > 0.9
 
 
 def test_explain_topk_and_named_target(trained, foreign_video, tmp_path):
@@ -138,6 +150,7 @@ def test_explain_folder_with_bad_inputs_goes_on_and_exits_1(trained, foreign_vid
         (["--checkpoint", "{ckpt}", "{video}", "--out", "o", "--topk", "0"], "at least 1"),
         (["--checkpoint", "{ckpt}", "{video}", "--out", "o", "--target", "99"], "nor a class of this model"),
         (["--checkpoint", "{ckpt}", "{video}", "--out", "{bad}/sub"], "cannot write --out results"),
+        (["--checkpoint", "{ckpt}", "{video}", "--out", "o", "--method", "gradcam", "--layer", "nope"], "is not a layer"),
     ],
 )
 def test_explain_bad_checkpoint_or_arguments_exit_2_with_one_line(trained, foreign_video, tmp_path, args, message):

@@ -29,13 +29,11 @@ from ..data.transforms import normalize, resize_short_side
 from ..data.video import VIDEO_EXTENSIONS, VideoReadError, read_frames, video_info
 from ..errors import SaliencyTubesError
 from ..fs import ensure_writable_dir
-from ..explain import SaliencyTubes
-from ..explain.cam import class_activation_tubes
+from ..explain import METHODS, explain, preserved_state
 from ..lightning.checkpoint import ModelInfo, export_safetensors, load_checkpoint
 from ..render import focus_frames, overlay, plot_tube, save_png
 from ..videoio import VideoWriter
 
-METHOD = "saliency_tubes_cam"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -53,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "and input settings, no code) and exit")
     p.add_argument("--target", default="pred", help="'pred' (the video's top prediction), a class name or a class index")
     p.add_argument("--topk", type=int, default=1, help="explain each of the top-K predicted classes (with --target pred)")
+    p.add_argument("--method", choices=METHODS, default="saliency_tubes",
+                   help="saliency_tubes (CAM from the classifier weights), gradcam or gradcam_pp")
+    p.add_argument("--layer", help="layer for gradcam/gradcam_pp (a module name, e.g. layer3; default the last conv block)")
     p.add_argument("--max-frames", type=int, default=512, help="explain at most this many frames from the start of each video")
     p.add_argument("--batch-size", type=int, default=4, help="clips per forward pass")
     p.add_argument("--device", default="auto", help="'auto', 'cpu', 'cuda', 'cuda:1', ...")
@@ -99,9 +100,10 @@ class VideoExplainer:
     """Explains whole videos with one model; see the module docstring for the outputs."""
 
     def __init__(self, model: torch.nn.Module, info: ModelInfo, device: torch.device, batch_size: int = 4,
-                 max_frames: int = 512, alpha: float = 0.5, write_focus: bool = True):
+                 max_frames: int = 512, alpha: float = 0.5, write_focus: bool = True, method: str = "saliency_tubes",
+                 layer: str | None = None):
         self.model, self.info, self.device = model, info, device
-        self.explainer = SaliencyTubes(model)
+        self.method, self.layer = method, layer
         self.batch_size, self.max_frames, self.alpha, self.write_focus = batch_size, max_frames, alpha, write_focus
 
     def _batches(self, path: Path, clips: np.ndarray):
@@ -119,15 +121,14 @@ class VideoExplainer:
         info = self.info
         frames_idx, clips = consecutive_clips(min(meta.num_frames, self.max_frames), info.clip_len, info.stride)
 
-        # Pass 1: features and logits of every clip; the video's prediction is the mean of the clips' softmax.
-        features, logits = [], []
+        # Pass 1: logits of every clip; the video's prediction is the mean of the clips' softmax.
+        logits = []
         for _, frames in self._batches(path, clips):
-            f, lg = self.explainer.features(_model_input(frames, info).to(self.device))
-            features.append(f.cpu())
-            logits.append(lg.float().cpu())
+            with preserved_state(self.model):
+                logits.append(self.model(_model_input(frames, info).to(self.device)).float().cpu())
             if on_clip:
                 on_clip(len(frames))
-        features_all, logits_all = torch.cat(features), torch.cat(logits)
+        logits_all = torch.cat(logits)
         probs = logits_all.softmax(-1).mean(0)
         top = probs.topk(min(5, info.num_classes))
         targets = [target] if target is not None else probs.topk(min(topk, info.num_classes)).indices.tolist()
@@ -144,8 +145,7 @@ class VideoExplainer:
                 "saliency": np.lib.format.open_memmap(d / "saliency.npy", mode="w+", dtype=np.float16, shape=(n, h, w)),
                 "writer": VideoWriter(d / "overlay.mp4", fps=max(meta.fps / info.stride, 1.0)),
             })
-        weight = self.model.get_classifier().weight.detach()
-        target_t = torch.tensor(targets, device=self.device)
+        target_t = torch.tensor([targets], device=self.device)  # 1×K: every target for one clip
         row = 0
         try:
             for start, frames in self._batches(path, clips):
@@ -153,8 +153,9 @@ class VideoExplainer:
                     if row >= n:
                         break
                     valid = min(info.clip_len, n - row)
-                    feats = features_all[start + j : start + j + 1].to(self.device)
-                    tubes = class_activation_tubes(feats, weight, target_t[None], (info.clip_len, h, w))[0]
+                    clip = _model_input(frames[j : j + 1], info).to(self.device)
+                    tubes = explain(self.model, clip, self.method, target=target_t, layer=self.layer,
+                                    size=(info.clip_len, h, w)).tubes[0]
                     tubes = tubes[:, :valid].cpu().numpy()
                     originals = frames[j, :valid]
                     if originals.shape[1:3] != (h, w):
@@ -194,7 +195,7 @@ class VideoExplainer:
             "predictions": [cls(k) for k in top.indices.tolist()],
             "target": cls(targets[0]),
             "targets": [{**cls(k), "dir": str(o["dir"].relative_to(out_dir)) or "."} for k, o in zip(targets, outputs)],
-            "method": METHOD,
+            "method": self.method,
             "clip_len": info.clip_len,
             "stride": info.stride,
             "input_size": info.input_size,
@@ -237,7 +238,13 @@ def run(args: argparse.Namespace) -> int:
     target = None if args.target == "pred" else resolve_class(args.target, info)
     if target is not None and args.topk != 1:
         raise SaliencyTubesError("--topk needs --target pred")
-    explainer = VideoExplainer(model, info, device, args.batch_size, args.max_frames, args.alpha, not args.no_focus)
+    if args.layer is not None:
+        if args.method == "saliency_tubes":
+            raise SaliencyTubesError("--layer applies to --method gradcam or gradcam_pp")
+        if args.layer not in dict(model.named_modules()):
+            raise SaliencyTubesError(f"--layer {args.layer!r} is not a layer of {info.arch}")
+    explainer = VideoExplainer(model, info, device, args.batch_size, args.max_frames, args.alpha, not args.no_focus,
+                               args.method, args.layer)
 
     out_root = ensure_writable_dir(args.out, "--out results")
     inputs = collect_inputs(args.inputs)

@@ -92,13 +92,20 @@ def class_activation_tubes(
 
 
 @contextlib.contextmanager
-def preserved_state(model: nn.Module):
-    """Run in eval mode and no-grad with the RNG untouched; restore every module's train/eval flag after."""
+def preserved_state(model: nn.Module, grad: bool = False):
+    """Run in eval mode with the RNG untouched, and without autograd unless ``grad`` (then with it, even inside
+    ``torch.inference_mode``, as in Lightning's validation loop); restore every module's train/eval flag after."""
     training = [m for m in model.modules() if m.training]
     first = next(model.parameters(), None)
     devices = [first.device.index or 0] if first is not None and first.device.type == "cuda" else []
+    autograd = contextlib.ExitStack()
+    if grad:
+        autograd.enter_context(torch.inference_mode(False))
+        autograd.enter_context(torch.enable_grad())
+    else:
+        autograd.enter_context(torch.no_grad())
     try:
-        with torch.random.fork_rng(devices=devices), torch.no_grad():
+        with torch.random.fork_rng(devices=devices), autograd:
             for m in training:
                 m.training = False
             yield
@@ -117,7 +124,8 @@ def resolve_targets(logits: torch.Tensor, target=None, topk: int = 1) -> torch.T
         if not 0 <= target < logits.shape[-1]:
             raise ValueError(f"target class {target} out of range for {logits.shape[-1]} classes")
         return torch.full((b,), target, dtype=torch.long, device=logits.device)
-    return torch.as_tensor(target, dtype=torch.long, device=logits.device).view(b, -1).squeeze(-1)
+    targets = torch.as_tensor(target, dtype=torch.long, device=logits.device)
+    return targets.view(b, -1).squeeze(-1) if targets.dim() < 2 else targets
 
 
 class SaliencyTubes:
@@ -144,7 +152,8 @@ class SaliencyTubes:
         with torch.no_grad():
             return class_activation_tubes(features, weight, targets, size, self.clip_negative)
 
-    def __call__(self, clips: torch.Tensor, target=None, topk: int = 1) -> Explanation:
+    def __call__(self, clips: torch.Tensor, target=None, topk: int = 1, size: tuple[int, int, int] | None = None) -> Explanation:
+        """Tubes upsampled to ``size`` (default: the clip's T×H×W) for ``target`` (see :func:`resolve_targets`)."""
         features, logits = self.features(clips)
         targets = resolve_targets(logits, target, topk)
-        return Explanation(self.tubes(features, targets, tuple(clips.shape[-3:])), targets, logits)
+        return Explanation(self.tubes(features, targets, tuple(size or clips.shape[-3:])), targets, logits)

@@ -10,7 +10,7 @@ from pytorch_lightning.loggers import TensorBoardLogger, WandbLogger
 from pytorch_lightning.utilities import rank_zero_only, rank_zero_warn
 
 from ..data.datasets import VideoClipDataset
-from ..explain import SaliencyTubes, mask_share, tube_mass_in_gt
+from ..explain import METHODS, explain, mask_share, tube_mass_in_gt
 from ..render import encode_gif, overlay, plot_tube, side_by_side, upscale, write_mp4
 from .run_checkpoint import run_folder
 
@@ -47,8 +47,10 @@ class SaliencyTubesCallback(pl.Callback):
         every_n_epochs: explain every n-th validation epoch.
         fps: frame rate of the logged videos.
         display_height: videos smaller than this are upscaled (nearest neighbour) for the dashboard.
-        clip_negative: clip negative evidence to zero before normalising.
+        clip_negative: clip negative evidence to zero before normalising (CAM).
         seed: choice of the samples.
+        method: ``saliency_tubes`` (CAM, almost free), ``gradcam`` or ``gradcam_pp`` (one backward pass).
+        layer: the layer for the gradient methods (a module name of the model; default its last conv block).
     """
 
     def __init__(
@@ -59,10 +61,15 @@ class SaliencyTubesCallback(pl.Callback):
         display_height: int = 192,
         clip_negative: bool = False,
         seed: int = 0,
+        method: str = "saliency_tubes",
+        layer: str | None = None,
     ):
         super().__init__()
         if num_samples < 1 or every_n_epochs < 1:
             raise ValueError("num_samples and every_n_epochs must be at least 1")
+        if method not in METHODS:
+            raise ValueError(f"method must be one of {', '.join(METHODS)}, not {method!r}")
+        self.method, self.layer = method, layer
         self.num_samples = num_samples
         self.every_n_epochs = every_n_epochs
         self.fps = fps
@@ -129,7 +136,7 @@ class SaliencyTubesCallback(pl.Callback):
         samples = self._samples
         model = getattr(pl_module, "model", pl_module)
         clips = torch.stack([s["clip"] for s in samples]).to(pl_module.device)
-        result = SaliencyTubes(model, clip_negative=self.clip_negative)(clips)
+        result = explain(model, clips, method=self.method, layer=self.layer, clip_negative=self.clip_negative)
         tubes = result.tubes.cpu()
         probs = result.probs.cpu()
         names = dataset.class_names

@@ -117,8 +117,8 @@ class TubesCLI(LightningCLI):
 
     def before_fit(self) -> None:
         self._check_resumed_checkpoint()
+        self._start_loggers()  # first: the run folder is named after the logger's run id
         self._check_run_folder()
-        self._start_loggers()
 
     def before_validate(self) -> None:
         self._check_resumed_checkpoint()
