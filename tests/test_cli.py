@@ -24,10 +24,12 @@ TINY_TRAIN = [
 ]
 
 
-def _run(script: str, *args: str, cwd: Path, timeout: int = 300, env: dict | None = None) -> subprocess.CompletedProcess:
+def _run(script: str, *args: str, cwd: Path, timeout: int = 300, env: dict | None = None,
+         unset: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
     # A W&B service started by an in-process test would otherwise serve the child, resolving its paths
     # against the service's working directory instead of the child's.
-    env = {**{k: v for k, v in os.environ.items() if k != "WANDB_SERVICE"}, **(env or {})}
+    drop = {"WANDB_SERVICE", *unset}
+    env = {**{k: v for k, v in os.environ.items() if k not in drop}, **(env or {})}
     return subprocess.run([sys.executable, str(REPO / script), *args], cwd=cwd, env=env, capture_output=True, text=True,
                           timeout=timeout)
 
@@ -35,8 +37,9 @@ def _run(script: str, *args: str, cwd: Path, timeout: int = 300, env: dict | Non
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, tiny_dataset):
     cwd = tmp_path_factory.mktemp("run")
+    # as a new user: no W&B login and no WANDB_MODE, so train.py itself must choose offline mode
     proc = _run("train.py", "fit", "--config", str(REPO / "configs" / "default.yaml"), "--data.root", str(tiny_dataset),
-                *TINY_TRAIN, cwd=cwd)
+                *TINY_TRAIN, cwd=cwd, unset=("WANDB_MODE", "WANDB_API_KEY"), env={"HOME": str(cwd)})
     assert proc.returncode == 0, proc.stderr[-3000:]
     return cwd, proc
 
