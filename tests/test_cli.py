@@ -112,6 +112,23 @@ def test_explain_with_gradcam_pp_on_a_named_layer(trained, foreign_video, tmp_pa
     assert saliency.shape == (len(result["frames"]), 97, 131) and saliency.max() > 0.9
 
 
+def test_evaluate_writes_a_table_per_method_with_a_random_reference(trained, tiny_dataset, tmp_path):
+    proc = _explain(trained, "--evaluate", "--data.root", str(tiny_dataset), "--max-clips", "6", "--steps", "4",
+                    "--grid", "4", "--out", str(tmp_path / "eval"))
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads((tmp_path / "eval" / "evaluation.json").read_text())
+    assert [r["method"] for r in rows] == ["saliency_tubes", "gradcam", "gradcam_pp", "random"]
+    for r in rows:
+        assert r["clips"] == 6
+        for metric in ("mass_in_gt", "lift", "pointing_game", "temporal_hit", "deletion_auc", "insertion_auc"):
+            assert 0 <= r[f"{metric}_mean"] <= (100 if metric == "lift" else 1), metric
+    assert rows[-1]["lift_mean"] == pytest.approx(1.0, abs=0.3)  # a random map has no lift
+    assert "insertion_auc_beats_random" in rows[0] and "insertion_auc_beats_random" not in rows[-1]
+    header = (tmp_path / "eval" / "evaluation.csv").read_text().splitlines()[0]
+    assert header.startswith("method,clips,mass_in_gt_mean")
+    assert "saliency_tubes" in proc.stdout
+
+
 def test_explain_topk_and_named_target(trained, foreign_video, tmp_path):
     proc = _explain(trained, str(foreign_video), "--out", str(tmp_path / "k"), "--topk", "2", "--no-focus")
     assert proc.returncode == 0, proc.stderr

@@ -59,6 +59,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="'auto', 'cpu', 'cuda', 'cuda:1', ...")
     p.add_argument("--alpha", type=float, default=0.5, help="heatmap opacity in overlay.mp4")
     p.add_argument("--no-focus", action="store_true", help="skip the focus/ PNGs")
+    q = p.add_argument_group("evaluation (--evaluate): explanation quality on a validation split")
+    q.add_argument("--evaluate", action="store_true", help="score the methods on DATA_ROOT/val instead of explaining videos")
+    q.add_argument("--data.root", dest="data_root", help="dataset folder ROOT/val/<class>/<video> (with masks: localisation too)")
+    q.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS), help="methods to score")
+    q.add_argument("--steps", type=int, default=128, help="deletion/insertion steps")
+    q.add_argument("--grid", type=int, default=16, help="cells per frame side for deletion/insertion")
+    q.add_argument("--baseline", choices=("blur", "zero"), default="blur", help="what deleted cells become")
+    q.add_argument("--max-clips", type=int, help="score only the first N validation clips")
     return p
 
 
@@ -228,12 +236,11 @@ def run(args: argparse.Namespace) -> int:
         model, info = load_checkpoint(args.checkpoint)
         print(f"Exported {export_safetensors(model, info, args.export_safetensors)}")
         return 0
+    if args.evaluate:
+        return run_evaluation(args)
     if not args.inputs or not args.out:
-        raise SaliencyTubesError("give at least one INPUT and --out DIR (or --export-safetensors FILE)")
-    try:
-        device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else ("cpu" if args.device == "auto" else args.device))
-    except RuntimeError as exc:
-        raise SaliencyTubesError(f"--device {args.device!r}: {exc}") from None
+        raise SaliencyTubesError("give at least one INPUT and --out DIR (or --export-safetensors FILE, or --evaluate)")
+    device = _device(args.device)
     model, info = load_checkpoint(args.checkpoint, device)
     target = None if args.target == "pred" else resolve_class(args.target, info)
     if target is not None and args.topk != 1:
@@ -273,6 +280,42 @@ def run(args: argparse.Namespace) -> int:
                 progress.console.print(f"error: {error}", style="red", highlight=False, soft_wrap=True)
             progress.advance(task)
     return 1 if failures else 0
+
+
+def _device(name: str) -> torch.device:
+    try:
+        return torch.device("cuda" if name == "auto" and torch.cuda.is_available() else ("cpu" if name == "auto" else name))
+    except RuntimeError as exc:
+        raise SaliencyTubesError(f"--device {name!r}: {exc}") from None
+
+
+def run_evaluation(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from .evaluate import evaluate, print_table, summarise, validation_set, write_tables
+
+    if not args.data_root:
+        raise SaliencyTubesError("--evaluate needs --data.root DIR")
+    if args.steps < 1 or args.grid < 1:
+        raise SaliencyTubesError("--steps and --grid must be at least 1")
+    out = ensure_writable_dir(args.out or "evaluation", "the evaluation tables")
+    device = _device(args.device)
+    model, info = load_checkpoint(args.checkpoint, device)
+    dataset = validation_set(args.data_root, info)
+    n = len(dataset) if args.max_clips is None else min(args.max_clips, len(dataset))
+    console = Console(stderr=True)
+    with Progress(console=console) as progress:
+        task = progress.add_task("Scoring explanations", total=n)
+        values = evaluate(model, info, dataset, args.methods, device, steps=args.steps, grid=args.grid,
+                          baseline=args.baseline, batch_size=args.batch_size, max_clips=args.max_clips, layer=args.layer,
+                          on_batch=lambda k: progress.advance(task, k))
+    rows = summarise(values)
+    console_out = Console()
+    print_table(rows, console_out if console_out.is_terminal else Console(width=200))  # files and pipes: no wrapping
+    csv_path, json_path = write_tables(rows, out)
+    print(f"Wrote {csv_path} and {json_path}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -9,7 +9,7 @@ from torch.utils.data import Dataset
 
 from ..errors import SaliencyTubesError
 from .sampling import clip_indices
-from .synthetic import load_mask
+from .synthetic import load_ground_truth
 from .transforms import KINETICS_MEAN, KINETICS_STD, ClipTransform, normalize
 from .video import VIDEO_EXTENSIONS, read_frames, video_info
 
@@ -73,7 +73,8 @@ class VideoClipDataset(Dataset):
         return len(self.videos)
 
     def load(self, index: int, epoch: int = 0, with_mask: bool = False) -> dict:
-        """Decode, sample and transform one clip; with ``with_mask`` also the actor mask (when the dataset has one).
+        """Decode, sample and transform one clip; with ``with_mask`` also the actor's ``mask`` (T×H×W) and ``moving``
+        flags (T), when the dataset has them.
 
         The random choices (clip start, scale, crop, flip) come from a generator seeded by ``(seed, epoch,
         index)``, so an item is the same whichever worker loads it, and a resumed run sees the same data.
@@ -83,9 +84,11 @@ class VideoClipDataset(Dataset):
         num_frames = video_info(path, self.backend).num_frames
         indices = clip_indices(num_frames, self.clip_len, self.stride, self.sampling, rng)
         frames = read_frames(path, indices, self.backend)
-        mask = load_mask(path) if with_mask else None
-        if mask is not None:
-            mask = mask[np.minimum(indices, len(mask) - 1)]
+        truth = load_ground_truth(path) if with_mask else None
+        mask = moving = None
+        if truth is not None:
+            at = np.minimum(indices, len(truth[0]) - 1)
+            mask, moving = truth[0][at], torch.as_tensor(truth[1][at])
         frames, mask = self.transform(frames, mask, rng)
         item = {
             "clip": normalize(frames, self.mean, self.std),
@@ -96,7 +99,7 @@ class VideoClipDataset(Dataset):
         if self.keep_frames or with_mask:
             item["frames"] = frames
         if mask is not None:
-            item["mask"] = mask
+            item["mask"], item["moving"] = mask, moving
         return item
 
     def __getitem__(self, key: int | tuple[int, int]) -> dict:

@@ -159,10 +159,17 @@ def ensure_synthetic(root: str | Path, cfg: SyntheticConfig = SyntheticConfig(),
     return root
 
 
-def load_mask(video_path: str | Path) -> np.ndarray | None:
-    """The actor mask (bool T×H×W) stored beside a video, or None when there is none."""
+def load_ground_truth(video_path: str | Path) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(mask, moving)`` stored beside a video — the actor's bool T×H×W mask and the bool T flags of the frames
+    in which it moves — or None when there is none."""
     path = Path(video_path).with_suffix(".mask.npz")
     if not path.is_file():
         return None
     with np.load(path) as data:
-        return data["mask"]
+        return data["mask"], data["moving"]
+
+
+def load_mask(video_path: str | Path) -> np.ndarray | None:
+    """The actor mask (bool T×H×W) stored beside a video, or None when there is none."""
+    truth = load_ground_truth(video_path)
+    return None if truth is None else truth[0]

@@ -7,7 +7,7 @@ from torch import nn
 
 from .cam import Explanation, SaliencyTubes, class_activation_tubes, normalize_tubes, preserved_state, resolve_targets, upsample_tubes
 from .gradcam import gradcam_tubes
-from .metrics import mask_share, tube_mass_in_gt
+from .metrics import lift, mask_share, pointing_game, temporal_hit, tube_mass_in_gt
 
 METHODS = ("saliency_tubes", "gradcam", "gradcam_pp")
 
@@ -31,6 +31,7 @@ def explain(model: nn.Module, clips: torch.Tensor, method: str = "saliency_tubes
 
 
 __all__ = [
-    "METHODS", "Explanation", "SaliencyTubes", "class_activation_tubes", "explain", "gradcam_tubes", "mask_share",
+    "METHODS", "Explanation", "SaliencyTubes", "class_activation_tubes", "explain", "gradcam_tubes", "lift", "mask_share",
+    "pointing_game", "temporal_hit",
     "normalize_tubes", "preserved_state", "resolve_targets", "tube_mass_in_gt", "upsample_tubes",
 ]
