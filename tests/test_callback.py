@@ -137,8 +137,9 @@ def test_tensorboard_gets_gif_videos_and_tube_plots(tmp_path, tiny_dataset):
 def test_gradient_methods_inside_lightning_validation(tmp_path, tiny_dataset, method):
     """Lightning validates under torch.inference_mode; the gradient methods must still work there."""
     dm, model = _setup(tiny_dataset)
-    callback = SaliencyTubesCallback(num_samples=2, method=method, layer="layer3")
+    callback = SaliencyTubesCallback(num_samples=2, method=method, layer="layer3", faithfulness=True, faithfulness_steps=4)
     trainer = _trainer(tmp_path, [callback], epochs=1)
     metrics = trainer.validate(model, dm)[0]
     assert 0 <= metrics["val/tube_mass_in_gt"] <= 1
+    assert 0 <= metrics["val/deletion_auc"] <= 1 and 0 <= metrics["val/insertion_auc"] <= 1
     assert len(list((tmp_path).rglob("sample_*_tube.png"))) == 2

@@ -11,6 +11,7 @@ from pytorch_lightning.utilities import rank_zero_only, rank_zero_warn
 
 from ..data.datasets import VideoClipDataset
 from ..explain import METHODS, explain, mask_share, tube_mass_in_gt
+from ..explain.faithfulness import deletion_insertion
 from ..render import encode_gif, overlay, plot_tube, side_by_side, upscale, write_mp4
 from .run_checkpoint import run_folder
 
@@ -51,6 +52,9 @@ class SaliencyTubesCallback(pl.Callback):
         seed: choice of the samples.
         method: ``saliency_tubes`` (CAM, almost free), ``gradcam`` or ``gradcam_pp`` (one backward pass).
         layer: the layer for the gradient methods (a module name of the model; default its last conv block).
+        faithfulness: also log ``val/deletion_auc`` and ``val/insertion_auc`` of the samples' tubes (2 × (steps+1)
+            forward passes of the samples per epoch).
+        faithfulness_steps: deletion/insertion steps.
     """
 
     def __init__(
@@ -63,6 +67,8 @@ class SaliencyTubesCallback(pl.Callback):
         seed: int = 0,
         method: str = "saliency_tubes",
         layer: str | None = None,
+        faithfulness: bool = False,
+        faithfulness_steps: int = 32,
     ):
         super().__init__()
         if num_samples < 1 or every_n_epochs < 1:
@@ -70,6 +76,7 @@ class SaliencyTubesCallback(pl.Callback):
         if method not in METHODS:
             raise ValueError(f"method must be one of {', '.join(METHODS)}, not {method!r}")
         self.method, self.layer = method, layer
+        self.faithfulness, self.faithfulness_steps = faithfulness, faithfulness_steps
         self.num_samples = num_samples
         self.every_n_epochs = every_n_epochs
         self.fps = fps
@@ -116,13 +123,12 @@ class SaliencyTubesCallback(pl.Callback):
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.sanity_checking or (trainer.current_epoch + 1) % self.every_n_epochs:
             return
-        mass = self._explain_and_log(trainer, pl_module)  # rank zero only: None on the other ranks
+        scores = self._explain_and_log(trainer, pl_module)  # rank zero only: None on the other ranks
         # Every rank takes part in these collectives (the broadcast, then the mean of equal values), so
         # none waits on a rank that skipped them.
-        mass = trainer.strategy.broadcast(mass, src=0)
-        if mass is not None:
-            pl_module.log("val/tube_mass_in_gt", mass[0], sync_dist=True)
-            pl_module.log("val/mask_share", mass[1], sync_dist=True)
+        scores = trainer.strategy.broadcast(scores, src=0)
+        for name, value in (scores or {}).items():
+            pl_module.log(name, value, sync_dist=True)
 
     @rank_zero_only
     def _explain_and_log(self, trainer: pl.Trainer, pl_module: pl.LightningModule):
@@ -155,11 +161,16 @@ class SaliencyTubesCallback(pl.Callback):
             rows.append((trainer.current_epoch, i, names[s["label"]], names[pred], float(probs[i, pred]), video_path, plot_path, caption))
             videos.append(video)
 
+        scores = {}
         masks = [s.get("mask") for s in samples]
-        mass = None
         if all(m is not None for m in masks):
             masks_t = torch.stack(masks)
-            mass = (float(tube_mass_in_gt(tubes, masks_t).mean()), float(mask_share(masks_t).mean()))
+            scores["val/tube_mass_in_gt"] = float(tube_mass_in_gt(tubes, masks_t).mean())
+            scores["val/mask_share"] = float(mask_share(masks_t).mean())
+        if self.faithfulness:
+            curves = deletion_insertion(model, clips, result.tubes, result.targets, steps=self.faithfulness_steps)
+            scores["val/deletion_auc"] = float(curves["deletion_auc"].mean())
+            scores["val/insertion_auc"] = float(curves["insertion_auc"].mean())
 
         for tb_logger in (lg for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)):
             self._log_tensorboard(tb_logger, trainer.global_step, rows, videos)
@@ -178,5 +189,5 @@ class SaliencyTubesCallback(pl.Callback):
                 if not self._warned:
                     rank_zero_warn(f"SaliencyTubesCallback: W&B logging failed ({exc}); tubes are still written to {out_dir.parent}")
                     self._warned = True
-        return mass
+        return scores
 
