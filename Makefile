@@ -24,7 +24,10 @@ test-fast: $(STAMP)
 	$(PY) -m pytest -m "not slow"
 
 benchmark: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[dev,bench]'
 	$(PY) benchmarks/tube_overhead.py
+	$(PY) benchmarks/explain_speed.py
+	$(PY) benchmarks/callback_overhead.py
 
 clean:
 	rm -rf $(VENV) wandb lightning_logs .pytest_cache
