@@ -3,7 +3,7 @@ import pytest
 import torch
 from torch import nn
 
-from saliency_tubes.explain import SaliencyTubes, class_activation_tubes, mask_share, tube_mass_in_gt, upsample_tubes
+from saliency_tubes.explain import SaliencyTubes, class_activation_tubes, mask_share, normalize_tubes, tube_mass_in_gt, upsample_tubes
 from saliency_tubes.models import create_model
 
 
@@ -146,3 +146,34 @@ def test_tube_mass_in_gt():
     torch.testing.assert_close(tube_mass_in_gt(uniform, masks), mask_share(masks))
     torch.testing.assert_close(tube_mass_in_gt(masks.float(), masks), torch.ones(2))
     assert mask_share(masks)[0] == pytest.approx(8 / 64)
+
+
+def test_overlapping_clips_cover_every_position():
+    from saliency_tubes.explain import overlapping_clips
+
+    clips = overlapping_clips(11, 4)
+    assert clips[:, 0].tolist() == [0, 2, 4, 6, 7]  # hop of half a clip, the last one ending at the end
+    assert set(clips.ravel().tolist()) == set(range(11))
+    assert overlapping_clips(2, 4).tolist() == [[0, 1, 1, 1]]  # shorter than a clip: the last frame repeats
+
+
+def test_stitching_cross_fades_clips_of_different_scale():
+    from saliency_tubes.explain import TubeStitcher, overlapping_clips
+
+    positions = overlapping_clips(12, 4)
+    scales = [1.0, 1.0, 10.0, 10.0, 10.0]
+    stitcher = TubeStitcher(1, 12, (2, 2))
+    for pos, scale in zip(positions, scales):
+        stitcher.add(pos, torch.full((1, 4, 2, 2), scale))
+    tube = stitcher.result()[0, :, 0, 0]
+    np.testing.assert_allclose(tube.numpy(), [0, 0, 0, 0, 1 / 3, 2 / 3, 1, 1, 1, 1, 1, 1], atol=1e-6)
+    # per-clip normalisation would instead jump from a clip's maximum to the next clip's minimum at each border
+
+
+def test_stitching_one_clip_is_its_normalised_map():
+    from saliency_tubes.explain import TubeStitcher, overlapping_clips
+
+    raw = torch.randn(2, 4, 3, 3)
+    stitcher = TubeStitcher(2, 4, (3, 3))
+    stitcher.add(overlapping_clips(4, 4)[0], raw)
+    torch.testing.assert_close(stitcher.result(), normalize_tubes(raw))

@@ -1,8 +1,9 @@
 """``python explain.py``: Saliency Tubes of whole videos from a training checkpoint.
 
-Every ``stride``-th frame of a video (up to ``--max-frames`` frames of it) is explained, in consecutive
-clips of the checkpoint's clip length, on the whole frame: the short side is resized to the model's input
-size with the aspect ratio kept. Outputs per video, in ``OUT/<video stem>/``:
+Every ``stride``-th frame of a video (up to ``--max-frames`` frames of it) is explained on the whole frame: the
+short side is resized to the model's input size with the aspect ratio kept. The prediction is the mean of the
+probabilities of consecutive clips; the tube is stitched from half-overlapping clips into one seamless,
+once-normalised tube (``saliency_tubes.explain.stitch``). Outputs per video, in ``OUT/<video stem>/``:
 
 - ``result.json``: video path, the explained frame indices, top-5 predictions, target(s), method;
 - ``saliency.npy``: float16 ``frames × height × width`` in [0, 1] at the video's resolution;
@@ -23,13 +24,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from ..data.sampling import consecutive_clips
 from ..data.transforms import normalize, resize_short_side
 from ..data.video import VIDEO_EXTENSIONS, VideoReadError, read_frames, video_info
 from ..errors import SaliencyTubesError
 from ..fs import ensure_writable_dir
-from ..explain import METHODS, explain, preserved_state
+from ..explain import METHODS, TubeStitcher, explain, overlapping_clips, preserved_state
 from ..lightning.checkpoint import ModelInfo, export_safetensors, load_checkpoint
 from ..render import focus_frames, overlay, plot_tube, save_png
 from ..videoio import VideoWriter
@@ -141,9 +143,24 @@ class VideoExplainer:
         top = probs.topk(min(5, info.num_classes))
         targets = [target] if target is not None else probs.topk(min(topk, info.num_classes)).indices.tolist()
 
-        # Pass 2: tubes at the video's own resolution, streamed to disk clip by clip.
-        h, w = meta.height, meta.width
+        # Pass 2: raw maps of half-overlapping clips, stitched into one tube per target (see explain/stitch.py).
         n = len(frames_idx)
+        positions = overlapping_clips(n, info.clip_len)
+        stitcher = None
+        for start, frames in self._batches(path, frames_idx[positions]):
+            x = _model_input(frames, info).to(self.device)
+            per_clip = torch.tensor([targets] * len(frames), device=self.device)  # B×K
+            maps = explain(self.model, x, self.method, target=per_clip, layer=self.layer, normalize=False).tubes
+            if stitcher is None:
+                stitcher = TubeStitcher(len(targets), n, tuple(maps.shape[-2:]))
+            for j in range(len(frames)):
+                stitcher.add(positions[start + j], maps[j])
+            if on_clip:
+                on_clip(len(frames))
+        tubes = stitcher.result()  # K×N×h×w in [0, 1], one scale for the whole video
+
+        # Pass 3: at the video's own resolution, streamed to disk a chunk of frames at a time.
+        h, w = meta.height, meta.width
         outputs = []
         for rank, k in enumerate(targets, 1):
             d = out_dir if rank == 1 else out_dir / f"target_{rank}_{_safe(info.class_names[k])}"
@@ -153,30 +170,21 @@ class VideoExplainer:
                 "saliency": np.lib.format.open_memmap(d / "saliency.npy", mode="w+", dtype=np.float16, shape=(n, h, w)),
                 "writer": VideoWriter(d / "overlay.mp4", fps=max(meta.fps / info.stride, 1.0)),
             })
-        target_t = torch.tensor([targets], device=self.device)  # 1×K: every target for one clip
-        row = 0
         try:
-            for start, frames in self._batches(path, clips):
-                for j in range(len(frames)):
-                    if row >= n:
-                        break
-                    valid = min(info.clip_len, n - row)
-                    clip = _model_input(frames[j : j + 1], info).to(self.device)
-                    tubes = explain(self.model, clip, self.method, target=target_t, layer=self.layer,
-                                    size=(info.clip_len, h, w)).tubes[0]
-                    tubes = tubes[:, :valid].cpu().numpy()
-                    originals = frames[j, :valid]
-                    if originals.shape[1:3] != (h, w):
-                        raise VideoReadError(f"{path}: frame size changes within the video")
-                    for out, sal in zip(outputs, tubes):
-                        out["saliency"][row : row + valid] = sal.astype(np.float16)
-                        out["writer"].write(overlay(originals, sal, self.alpha))
-                        if self.write_focus:
-                            for i, rgba in enumerate(focus_frames(originals, sal)):
-                                save_png(rgba, out["dir"] / "focus" / f"{int(frames_idx[row + i]):06d}.png")
-                    row += valid
-                if on_clip:
-                    on_clip(len(frames))
+            for row in range(0, n, info.clip_len):
+                chunk = frames_idx[row : row + info.clip_len]
+                originals = read_frames(path, chunk)
+                if originals.shape[1:3] != (h, w):
+                    raise VideoReadError(f"{path}: frame size changes within the video")
+                low = tubes[:, row : row + len(chunk)]
+                full = F.interpolate(low.reshape(-1, 1, *low.shape[-2:]), size=(h, w), mode="bilinear", align_corners=False)
+                full = full.clamp_(0, 1).reshape(len(targets), len(chunk), h, w).numpy()
+                for out, sal in zip(outputs, full):
+                    out["saliency"][row : row + len(chunk)] = sal.astype(np.float16)
+                    out["writer"].write(overlay(originals, sal, self.alpha))
+                    if self.write_focus:
+                        for i, rgba in enumerate(focus_frames(originals, sal)):
+                            save_png(rgba, out["dir"] / "focus" / f"{int(chunk[i]):06d}.png")
         finally:
             for out in outputs:
                 out["writer"].close()

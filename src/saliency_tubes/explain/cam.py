@@ -79,15 +79,21 @@ def class_activation_tubes(
     targets: torch.Tensor,
     size: tuple[int, int, int],
     clip_negative: bool = False,
+    normalize: bool = True,
 ) -> torch.Tensor:
     """Saliency Tubes from features (B×C×T'×H'×W'), classifier weights (K×C) and targets (B or B×K).
 
-    Returns tubes of shape B×T×H×W (or B×K×T×H×W) in [0, 1].
+    Returns tubes of shape B×T×H×W (or B×K×T×H×W) in [0, 1]; with ``normalize=False`` the raw upsampled class
+    activation (for stitching several clips before one normalisation).
     """
     single = targets.dim() == 1
     targets = targets.view(targets.shape[0], -1)
     maps = torch.einsum("bcthw,bkc->bkthw", features.float(), weight.float()[targets])
-    tubes = normalize_tubes(upsample_tubes(maps, size), clip_negative=clip_negative)
+    tubes = upsample_tubes(maps, size)
+    if normalize:
+        tubes = normalize_tubes(tubes, clip_negative=clip_negative)
+    elif clip_negative:
+        tubes = tubes.clamp(min=0)
     return tubes[:, 0] if single else tubes
 
 
@@ -147,13 +153,14 @@ class SaliencyTubes:
             features = self.model.forward_features(clips)
             return features, self.model.forward_head(features)
 
-    def tubes(self, features: torch.Tensor, targets: torch.Tensor, size: tuple[int, int, int]) -> torch.Tensor:
+    def tubes(self, features: torch.Tensor, targets: torch.Tensor, size: tuple[int, int, int], normalize: bool = True) -> torch.Tensor:
         weight = self.model.get_classifier().weight.detach()
         with torch.no_grad():
-            return class_activation_tubes(features, weight, targets, size, self.clip_negative)
+            return class_activation_tubes(features, weight, targets, size, self.clip_negative, normalize)
 
-    def __call__(self, clips: torch.Tensor, target=None, topk: int = 1, size: tuple[int, int, int] | None = None) -> Explanation:
+    def __call__(self, clips: torch.Tensor, target=None, topk: int = 1, size: tuple[int, int, int] | None = None,
+                 normalize: bool = True) -> Explanation:
         """Tubes upsampled to ``size`` (default: the clip's T×H×W) for ``target`` (see :func:`resolve_targets`)."""
         features, logits = self.features(clips)
         targets = resolve_targets(logits, target, topk)
-        return Explanation(self.tubes(features, targets, tuple(size or clips.shape[-3:])), targets, logits)
+        return Explanation(self.tubes(features, targets, tuple(size or clips.shape[-3:]), normalize), targets, logits)

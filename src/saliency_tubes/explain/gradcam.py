@@ -53,6 +53,7 @@ def gradcam_tubes(
     layer: str | None = None,
     plus_plus: bool = False,
     size: tuple[int, int, int] | None = None,
+    normalize: bool = True,
 ) -> Explanation:
     """Grad-CAM (or, with ``plus_plus``, Grad-CAM++) tubes on ``layer`` (a module name; default: the output of
     ``forward_features``), upsampled to ``size`` (default: the clip's T×H×W). Targets as in
@@ -69,5 +70,7 @@ def gradcam_tubes(
             weights = _channel_weights(activations.detach(), grads, plus_plus)
             maps.append(torch.relu(torch.einsum("bc,bcthw->bthw", weights, activations.detach())))
     cams = torch.stack(maps, 1)  # B×K×T'×H'×W'
-    tubes = normalize_tubes(upsample_tubes(cams, tuple(size or clips.shape[-3:])))
+    tubes = upsample_tubes(cams, tuple(size or clips.shape[-3:]))
+    if normalize:
+        tubes = normalize_tubes(tubes)
     return Explanation(tubes[:, 0] if targets.dim() == 1 else tubes, targets, logits.detach())
