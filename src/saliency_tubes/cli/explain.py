@@ -190,14 +190,14 @@ class VideoExplainer:
                 out["writer"].close()
                 out["saliency"].flush()
 
-        first_frame = read_frames(path, [int(frames_idx[0])])[0]
-        for rank, (k, out) in enumerate(zip(targets, outputs), 1):
-            sal = np.load(out["dir"] / "saliency.npy", mmap_mode="r")
-            step = max(1, -(-n // 64))  # at most 64 time steps in the plot
-            plot_tube(np.asarray(sal[::step], dtype=np.float32), out["dir"] / "tube.png",
-                      title=f"{path.name} · {info.class_names[k]} (p={probs[k]:.2f})", frame=first_frame,
-                      frame_indices=[int(i) for i in frames_idx[::step]])
-            del sal
+        # The tube plot from the in-memory tube at the model's input size (no need to read saliency.npy back),
+        # over the first frame resized the same way.
+        first = torch.from_numpy(read_frames(path, [int(frames_idx[0])])).permute(0, 3, 1, 2)
+        first = resize_short_side(first, info.input_size)[0].permute(1, 2, 0).numpy()
+        step = max(1, -(-n // 64))  # at most 64 time steps in the plot
+        for k, out, tube in zip(targets, outputs, tubes):
+            plot_tube(tube[::step].numpy(), out["dir"] / "tube.png", title=f"{path.name} · {info.class_names[k]} (p={probs[k]:.2f})",
+                      frame=first, frame_indices=[int(i) for i in frames_idx[::step]])
 
         def cls(k: int) -> dict:
             return {"index": int(k), "class": info.class_names[k], "probability": float(probs[k])}
