@@ -63,3 +63,14 @@ def test_out_of_range_frame(tmp_path):
     for backend in ("decord", "pyav"):
         with pytest.raises(VideoReadError, match="requested"):
             read_frames(path, [6], backend=backend)
+
+
+@pytest.mark.parametrize("backend", ["decord", "pyav"])
+def test_read_clip_chooses_indices_from_the_frame_count(tmp_path, backend):
+    from saliency_tubes.data import read_clip
+
+    path = write_video(tmp_path / "v.mp4", _frames())
+    counts = []
+    frames, indices = read_clip(path, lambda n: counts.append(n) or np.array([n - 1, 0]), backend=backend)
+    assert counts == [6] and indices.tolist() == [5, 0]
+    assert [round(_bar_width(f) / 4) for f in frames] == [6, 1]

@@ -124,7 +124,7 @@ class VideoExplainer:
             frames = read_frames(path, unique)
             yield start, frames[inverse.reshape(batch.shape)]
 
-    def explain(self, path: Path, out_dir: Path, target: int | None, topk: int, on_clip=None) -> dict:
+    def explain(self, path: Path, out_dir: Path, target: int | None, topk: int) -> dict:
         meta = video_info(path)
         if meta.num_frames <= 0:
             raise VideoReadError(f"{path}: no frames")
@@ -136,8 +136,6 @@ class VideoExplainer:
         for _, frames in self._batches(path, clips):
             with preserved_state(self.model):
                 logits.append(self.model(_model_input(frames, info).to(self.device)).float().cpu())
-            if on_clip:
-                on_clip(len(frames))
         logits_all = torch.cat(logits)
         probs = logits_all.softmax(-1).mean(0)
         top = probs.topk(min(5, info.num_classes))
@@ -155,8 +153,6 @@ class VideoExplainer:
                 stitcher = TubeStitcher(len(targets), n, tuple(maps.shape[-2:]))
             for j in range(len(frames)):
                 stitcher.add(positions[start + j], maps[j])
-            if on_clip:
-                on_clip(len(frames))
         tubes = stitcher.result()  # K×N×h×w in [0, 1], one scale for the whole video
 
         # Pass 3: at the video's own resolution, streamed to disk a chunk of frames at a time.

@@ -11,7 +11,7 @@ from ..errors import SaliencyTubesError
 from .sampling import clip_indices
 from .synthetic import load_ground_truth
 from .transforms import KINETICS_MEAN, KINETICS_STD, ClipTransform, normalize
-from .video import VIDEO_EXTENSIONS, read_frames, video_info
+from .video import VIDEO_EXTENSIONS, read_clip
 
 
 def scan_folder(root: str | Path, split: str, class_names: list[str] | None = None):
@@ -81,9 +81,7 @@ class VideoClipDataset(Dataset):
         """
         path = self.videos[index]
         rng = np.random.default_rng([self.seed, epoch, index])
-        num_frames = video_info(path, self.backend).num_frames
-        indices = clip_indices(num_frames, self.clip_len, self.stride, self.sampling, rng)
-        frames = read_frames(path, indices, self.backend)
+        frames, indices = read_clip(path, lambda n: clip_indices(n, self.clip_len, self.stride, self.sampling, rng), self.backend)
         truth = load_ground_truth(path) if with_mask else None
         mask = moving = None
         if truth is not None:

@@ -10,7 +10,7 @@ import sys
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -81,15 +81,16 @@ class _DecordBackend:
         return VideoInfo(len(vr), float(vr.get_avg_fps()), h, w)
 
     @staticmethod
-    def read(path: Path, indices: np.ndarray) -> np.ndarray:
-        vr = _decord_reader(path)
+    def read(path: Path, choose: Callable[[int], np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        vr = _decord_reader(path)  # one reader gives both the frame count and the frames
         n = len(vr)
         if n == 0:
             raise VideoReadError(f"{path}: no frames")
+        indices = np.asarray(choose(n), dtype=np.int64)
         if indices.max(initial=0) >= n:
             raise VideoReadError(f"{path}: frame {int(indices.max())} requested, video has {n}")
         with _native_stderr_silenced():
-            return vr.get_batch(indices.tolist()).asnumpy()
+            return vr.get_batch(indices.tolist()).asnumpy(), indices
 
 
 class _PyAVBackend:
@@ -107,10 +108,11 @@ class _PyAVBackend:
                 n = sum(1 for p in container.demux(stream) if p.size > 0)
             return VideoInfo(n, float(rate), stream.codec_context.height, stream.codec_context.width)
 
-    @staticmethod
-    def read(path: Path, indices: np.ndarray) -> np.ndarray:
+    @classmethod
+    def read(cls, path: Path, choose: Callable[[int], np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         import av
 
+        indices = np.asarray(choose(cls.info(path).num_frames), dtype=np.int64)
         wanted = set(int(i) for i in indices)
         last = max(wanted, default=-1)
         decoded: dict[int, np.ndarray] = {}
@@ -125,7 +127,7 @@ class _PyAVBackend:
         missing = wanted - decoded.keys()
         if missing:
             raise VideoReadError(f"{path}: frame {min(missing)} requested, video has {len(decoded) and max(decoded) + 1}")
-        return np.stack([decoded[int(i)] for i in indices])
+        return np.stack([decoded[int(i)] for i in indices]), indices
 
 
 def _reason(exc: Exception) -> str:
@@ -164,7 +166,13 @@ def read_frames(path: str | Path, indices: Sequence[int] | np.ndarray, backend: 
     indices = np.asarray(indices, dtype=np.int64)
     if indices.size == 0:
         raise ValueError("no frame indices given")
-    return _run("read", Path(path), backend, indices)
+    return _run("read", Path(path), backend, lambda _n: indices)[0]
+
+
+def read_clip(path: str | Path, choose: Callable[[int], np.ndarray], backend: str = "auto") -> tuple[np.ndarray, np.ndarray]:
+    """``(frames, indices)``: ``choose(frame count)`` picks the indices, decoded as uint8 ``T×H×W×3`` RGB, with
+    the video opened once (decord) instead of once for the count and once for the frames."""
+    return _run("read", Path(path), backend, choose)
 
 
 def find_videos(root: str | Path) -> list[Path]:
