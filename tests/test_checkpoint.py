@@ -45,7 +45,7 @@ def test_round_trip_and_safetensors_export(tmp_path, module):
     assert out.read_bytes()[:8] != b"PK\x03\x04"  # not a zip/pickle
 
 
-@pytest.mark.parametrize("content, message", [(b"", "not a PyTorch checkpoint"), (b"garbage" * 10, "not a PyTorch checkpoint")])
+@pytest.mark.parametrize("content, message", [(b"", "not a PyTorch or safetensors weight file"), (b"garbage" * 10, "not a PyTorch or safetensors weight file")])
 def test_files_that_are_not_checkpoints(tmp_path, content, message):
     path = tmp_path / "x.ckpt"
     path.write_bytes(content)

@@ -162,7 +162,7 @@ def test_explain_folder_with_bad_inputs_goes_on_and_exits_1(trained, foreign_vid
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--checkpoint", "{bad}", "{video}", "--out", "o"], "not a PyTorch checkpoint"),
+        (["--checkpoint", "{bad}", "{video}", "--out", "o"], "not a PyTorch or safetensors weight file"),
         (["--checkpoint", "{evil}", "{video}", "--out", "o"], "cannot be loaded safely"),
         (["--checkpoint", "{missing}", "{video}", "--out", "o"], "does not exist"),
         (["{video}", "--out", "o"], "--checkpoint"),

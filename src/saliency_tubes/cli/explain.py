@@ -32,7 +32,7 @@ from ..data.video import VIDEO_EXTENSIONS, VideoReadError, read_frames, video_in
 from ..errors import SaliencyTubesError
 from ..fs import ensure_writable_dir
 from ..explain import METHODS, TubeStitcher, explain, overlapping_clips, preserved_state
-from ..lightning.checkpoint import ModelInfo, export_safetensors, load_checkpoint
+from ..lightning.checkpoint import ModelInfo, export_safetensors, load_checkpoint, load_weights_file
 from ..render import focus_frames, overlay, plot_tube, save_png
 from ..videoio import VideoWriter
 
@@ -47,7 +47,11 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="explain.py", description="Explain videos with Saliency Tubes from a training checkpoint.")
     p.add_argument("inputs", nargs="*", metavar="INPUT", help="video files or folders (searched recursively)")
-    p.add_argument("--checkpoint", required=True, help="checkpoint written by train.py, or its .safetensors export")
+    p.add_argument("--checkpoint", required=True, help="checkpoint written by train.py or its .safetensors export; with "
+                   "--arch, a bare weight file (3D-ResNets-PyTorch, PyTorch-MFNet, torchvision, plain state_dict)")
+    p.add_argument("--arch", help="architecture of a bare weight file (see saliency_tubes.models.list_models())")
+    p.add_argument("--num-classes", type=int, help="classes of a bare weight file (default: read from its classifier)")
+    p.add_argument("--class-names", metavar="FILE", help="class names of a bare weight file, one per line, in label order")
     p.add_argument("--out", help="output folder; one sub-folder per video")
     p.add_argument("--export-safetensors", metavar="FILE", help="write the checkpoint's model as FILE (.safetensors: weights "
                    "and input settings, no code) and exit")
@@ -237,7 +241,7 @@ def run(args: argparse.Namespace) -> int:
     if args.topk < 1 or args.max_frames < 1 or args.batch_size < 1:
         raise SaliencyTubesError("--topk, --max-frames and --batch-size must be at least 1")
     if args.export_safetensors:
-        model, info = load_checkpoint(args.checkpoint)
+        model, info = load_model(args)
         print(f"Exported {export_safetensors(model, info, args.export_safetensors)}")
         return 0
     if args.evaluate:
@@ -245,7 +249,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.inputs or not args.out:
         raise SaliencyTubesError("give at least one INPUT and --out DIR (or --export-safetensors FILE, or --evaluate)")
     device = _device(args.device)
-    model, info = load_checkpoint(args.checkpoint, device)
+    model, info = load_model(args, device)
     target = None if args.target == "pred" else resolve_class(args.target, info)
     if target is not None and args.topk != 1:
         raise SaliencyTubesError("--topk needs --target pred")
@@ -286,6 +290,21 @@ def run(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def load_model(args: argparse.Namespace, device: torch.device | str = "cpu") -> tuple[torch.nn.Module, ModelInfo]:
+    """The model to explain: a training checkpoint, or with ``--arch`` a bare weight file."""
+    if args.arch is None:
+        if args.num_classes is not None or args.class_names is not None:
+            raise SaliencyTubesError("--num-classes and --class-names apply to bare weight files, given with --arch")
+        return load_checkpoint(args.checkpoint, device)
+    names = None
+    if args.class_names is not None:
+        try:
+            names = [line.strip() for line in Path(args.class_names).read_text().splitlines() if line.strip()]
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SaliencyTubesError(f"--class-names {args.class_names}: {exc.strerror if isinstance(exc, OSError) else exc}") from None
+    return load_weights_file(args.checkpoint, args.arch, args.num_classes, names, device)
+
+
 def _device(name: str) -> torch.device:
     try:
         return torch.device("cuda" if name == "auto" and torch.cuda.is_available() else ("cpu" if name == "auto" else name))
@@ -305,7 +324,7 @@ def run_evaluation(args: argparse.Namespace) -> int:
         raise SaliencyTubesError("--steps and --grid must be at least 1")
     out = ensure_writable_dir(args.out or "evaluation", "the evaluation tables")
     device = _device(args.device)
-    model, info = load_checkpoint(args.checkpoint, device)
+    model, info = load_model(args, device)
     dataset = validation_set(args.data_root, info)
     n = len(dataset) if args.max_clips is None else min(args.max_clips, len(dataset))
     console = Console(stderr=True)

@@ -7,7 +7,6 @@ header.
 from __future__ import annotations
 
 import json
-import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -15,10 +14,9 @@ import torch
 from torch import nn
 
 from ..data.transforms import KINETICS_MEAN, KINETICS_STD
-from ..errors import SaliencyTubesError, first_line
-from ..models import create_model
-
-SAFETENSORS_KEY = "saliency_tubes"  # the safetensors metadata entry holding the ModelInfo as JSON
+from ..errors import SaliencyTubesError
+from ..models import create_model, input_config
+from ..models.pretrained import SAFETENSORS_KEY, classifier_name, fit_state_dict, read_weight_file
 
 
 @dataclass
@@ -54,41 +52,13 @@ def _info_from(hp: dict, path: Path) -> ModelInfo:
         raise SaliencyTubesError(f"checkpoint {path} has incomplete hyper-parameters ({exc})") from None
 
 
-def _read_lightning(path: Path) -> tuple[dict, ModelInfo]:
-    with open(path, "rb") as fh:
-        head = fh.read(1)
-    if not (zipfile.is_zipfile(path) or head == b"\x80"):  # torch.save writes a zip (or, formerly, a pickle)
-        raise SaliencyTubesError(f"checkpoint {path} is not a PyTorch checkpoint file")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise SaliencyTubesError(f"checkpoint {path} cannot be loaded safely: {first_line(exc)}") from None
-    if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "hyper_parameters" not in ckpt:
-        raise SaliencyTubesError(f"checkpoint {path} is not a saliency-tubes training checkpoint (no state_dict/hyper_parameters)")
-    state = {k[len("model.") :]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
-    return state, _info_from(ckpt["hyper_parameters"], path)
-
-
-def _read_safetensors(path: Path) -> tuple[dict, ModelInfo]:
-    from safetensors import safe_open
-
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = (f.metadata() or {}).get(SAFETENSORS_KEY)
-            state = {k: f.get_tensor(k) for k in f.keys()}
-    except Exception as exc:
-        raise SaliencyTubesError(f"checkpoint {path} is not a readable safetensors file: {first_line(exc)}") from None
-    if meta is None:
-        raise SaliencyTubesError(f"checkpoint {path} has no '{SAFETENSORS_KEY}' metadata (export it with explain.py --export-safetensors)")
-    return state, _info_from(json.loads(meta), path)
-
-
 def read_model_info(path: str | Path) -> tuple[dict, ModelInfo]:
     """``(model state_dict, ModelInfo)`` of a training checkpoint or a ``.safetensors`` export, safely."""
-    path = Path(path)
-    if not path.is_file():
-        raise SaliencyTubesError(f"checkpoint {path} does not exist")
-    return (_read_safetensors if path.suffix == ".safetensors" else _read_lightning)(path)
+    weights = read_weight_file(path)
+    if weights.format not in ("saliency-tubes checkpoint", "saliency-tubes export"):
+        raise SaliencyTubesError(f"checkpoint {path} is a {weights.format}, not a saliency-tubes checkpoint: "
+                                 "give --arch (and --num-classes) to use bare weights")
+    return weights.state, _info_from(weights.meta, Path(path))
 
 
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, ModelInfo]:
@@ -100,6 +70,32 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tup
     if result.missing_keys or result.unexpected_keys:
         key = (result.missing_keys or result.unexpected_keys)[0]
         raise SaliencyTubesError(f"checkpoint {path} does not fit {info.arch}: first mismatched key {key!r}")
+    return model.to(device).eval(), info
+
+
+def load_weights_file(path: str | Path, arch: str, num_classes: int | None = None, class_names: list[str] | None = None,
+                      device: str | torch.device = "cpu") -> tuple[nn.Module, ModelInfo]:
+    """A model of architecture ``arch`` from a bare weight file (3D-ResNets-PyTorch, PyTorch-MFNet, torchvision,
+    a plain state_dict, ...), with the architecture's reference input settings. The class count is read from the
+    file's classifier unless given; class names default to the class indices."""
+    weights = read_weight_file(path)
+    probe = create_model(arch, 2)  # only to learn the classifier's name
+    stored = weights.state.get(f"{classifier_name(probe)}.weight")
+    if num_classes is None:
+        if stored is None or stored.dim() != 2:
+            raise SaliencyTubesError(f"{path} has no classifier {classifier_name(probe)!r} for {arch}: give --num-classes")
+        num_classes = int(stored.shape[0])
+    if class_names is not None and len(class_names) != num_classes:
+        raise SaliencyTubesError(f"{len(class_names)} class names for a {num_classes}-class model")
+    model = create_model(arch, num_classes)
+    state, report = fit_state_dict(model, weights, source=str(path))
+    if report.replaced:
+        raise SaliencyTubesError(f"{path} has a {stored.shape[0]}-class classifier, not {num_classes}: a model to explain "
+                                 "needs its trained classifier")
+    model.load_state_dict(state)
+    cfg = input_config(arch)
+    info = ModelInfo(arch=arch, num_classes=num_classes, class_names=class_names or [str(i) for i in range(num_classes)],
+                     clip_len=cfg.clip_len, stride=cfg.stride, input_size=cfg.input_size, mean=cfg.mean, std=cfg.std)
     return model.to(device).eval(), info
 
 

@@ -1,18 +1,41 @@
 """Model factory. Every model follows the contract in DESIGN.md:
-``forward_features(x) -> B×C×T'×H'×W'``, ``forward_head(features) -> logits``, ``get_classifier() -> nn.Linear``.
+``forward_features(x) -> B×C×T'×H'×W'``, ``forward_head(features) -> logits``, ``get_classifier() -> nn.Linear``,
+and ``stage_groups()``: the backbone's modules from input to output (stem first), for freezing the first N.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 from torch import nn
 
 from ..errors import SaliencyTubesError
+from .pretrained import LoadReport, load_weights, read_weight_file
 from .resnet3d import ResNet3d, resnet3d_10, resnet3d_18
 
-_MODELS: dict[str, Callable[..., nn.Module]] = {
-    "resnet3d_10": resnet3d_10,
-    "resnet3d_18": resnet3d_18,
+
+@dataclass(frozen=True)
+class InputConfig:
+    """The input an architecture's public weights were trained on (used when a bare weight file says nothing)."""
+
+    clip_len: int
+    stride: int
+    input_size: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+
+# 3D-ResNets-PyTorch: Kinetics mean/std of its `get_mean_std` with value scale 1, 16 consecutive frames at 112 px.
+HARA_INPUT = InputConfig(16, 1, 112, (0.4345, 0.4051, 0.3775), (0.2768, 0.2713, 0.2737))
+# torchvision video models: 16 frames at 112 px, its Kinetics-400 mean/std.
+TORCHVISION_INPUT = InputConfig(16, 1, 112, (0.43216, 0.394666, 0.37645), (0.22803, 0.22145, 0.216989))
+# PyTorch-MFNet: 16 frames, every 2nd, 224 px; mean (124, 117, 104)/255, std 1/(0.0167·255).
+MFNET_INPUT = InputConfig(16, 2, 224, (124 / 255, 117 / 255, 104 / 255), (1 / (0.0167 * 255),) * 3)
+
+_MODELS: dict[str, tuple[Callable[..., nn.Module], InputConfig]] = {
+    "resnet3d_10": (resnet3d_10, HARA_INPUT),
+    "resnet3d_18": (resnet3d_18, HARA_INPUT),
 }
 
 
@@ -20,14 +43,64 @@ def list_models() -> list[str]:
     return sorted(_MODELS)
 
 
-def create_model(name: str, num_classes: int, **kwargs) -> nn.Module:
-    """Build architecture ``name`` with a ``num_classes``-way classifier; ``kwargs`` go to its constructor."""
+def input_config(name: str) -> InputConfig:
+    """The reference input of architecture ``name`` (clip length, frame stride, size, mean, std)."""
+    _check(name)
+    return _MODELS[name][1]
+
+
+def _check(name: str) -> None:
     if name not in _MODELS:
         raise SaliencyTubesError(f"unknown architecture {name!r}; available: {', '.join(list_models())}")
+
+
+def create_model(name: str, num_classes: int, pretrained: str | Path | None = None, **kwargs) -> nn.Module:
+    """Build architecture ``name`` with a ``num_classes``-way classifier; ``kwargs`` go to its constructor.
+
+    ``pretrained``: a weight file in any supported format (see :mod:`saliency_tubes.models.pretrained`), detected
+    from its contents; a classifier of another size is replaced, 2D kernels are inflated. What was kept, replaced
+    and missing is logged and left on the model as ``model.pretrained_report``.
+    """
+    _check(name)
     try:
-        return _MODELS[name](num_classes=num_classes, **kwargs)
+        model = _MODELS[name][0](num_classes=num_classes, **kwargs)
     except TypeError as exc:
         raise SaliencyTubesError(f"bad arguments for {name}: {exc}") from None
+    if pretrained is not None:
+        model.pretrained_report = load_weights(model, pretrained)
+    return model
 
 
-__all__ = ["ResNet3d", "create_model", "list_models"]
+def stage_groups(model: nn.Module) -> list[list[nn.Module]]:
+    """The backbone's stages from input to output (stem first) as lists of modules."""
+    if not hasattr(model, "stage_groups"):
+        raise SaliencyTubesError(f"{type(model).__name__} does not name its stages, so they cannot be frozen")
+    return model.stage_groups()
+
+
+def register_timm() -> list[str]:
+    """Register every architecture in timm's registry, so ``timm.create_model("mfnet3d", num_classes=101,
+    weights=FILE)`` builds our model (timm's optimizer and scheduler factories then apply too). There are no hub
+    weights: ``pretrained=True`` is refused; pass a weight file as ``weights``. Returns the registered names."""
+    from timm.models import register_model
+
+    def entry(name: str):
+        def build(pretrained: bool = False, num_classes: int = 400, weights: str | Path | None = None, **kwargs):
+            if pretrained:
+                raise SaliencyTubesError(f"{name} has no hub weights; pass a weight file: timm.create_model({name!r}, weights=FILE)")
+            for timm_only in ("pretrained_cfg", "pretrained_cfg_overlay", "cache_dir"):
+                kwargs.pop(timm_only, None)
+            return create_model(name, num_classes, pretrained=weights, **kwargs)
+
+        build.__name__, build.__qualname__, build.__module__ = name, name, __name__
+        return build
+
+    exported = list(__all__)
+    for name in list_models():
+        register_model(entry(name))
+    __all__[:] = exported  # timm appends each name to the module's __all__; they are not attributes here
+    return list_models()
+
+
+__all__ = ["InputConfig", "LoadReport", "ResNet3d", "create_model", "input_config", "list_models", "load_weights",
+           "read_weight_file", "register_timm", "stage_groups"]

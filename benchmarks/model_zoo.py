@@ -1,0 +1,72 @@
+"""Parameters and multiply-adds of every architecture at its reference input, next to the published figures.
+
+    python benchmarks/model_zoo.py [--markdown]
+
+Models are built on the meta device (no memory, no compute) and counted with torch's FLOP counter, which
+counts convolutions and linear layers (FLOPs = 2 × multiply-adds); BatchNorm, ReLU and pooling are not counted,
+as in the published figures.
+"""
+from __future__ import annotations
+
+import argparse
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from saliency_tubes.models import create_model, list_models
+
+# name: (input T, H, W, published params in M, published GMACs, source) at 400 classes; None where none is published
+REFERENCE = {
+    "mfnet3d": ((16, 224, 224), 8.0, 11.18, "Chen et al. 2018, Table 2"),
+    "resnet3d_18": ((16, 112, 112), 33.4, 8.3, "Hara et al. 2018 / 3D-ResNets-PyTorch"),
+    "resnet3d_34": ((16, 112, 112), 63.7, 12.7, "Hara et al. 2018"),
+    "resnet3d_50": ((16, 112, 112), 47.0, 10.1, "Hara et al. 2018"),
+    "resnet3d_101": ((16, 112, 112), 86.1, 13.9, "Hara et al. 2018"),
+    "resnet2p1d_18": ((16, 112, 112), 33.4, 8.5, "Hara et al. / resnet2p1d.py"),
+}
+DEFAULT_INPUT = (16, 112, 112)
+
+
+def count(name: str, shape: tuple[int, int, int], num_classes: int = 400) -> tuple[float, float]:
+    """(parameters in millions, multiply-adds in billions) for one clip of ``shape``."""
+    with torch.device("meta"):
+        model = create_model(name, num_classes).eval()
+        clip = torch.empty(1, 3, *shape)
+        params = sum(p.numel() for p in model.parameters())
+        with FlopCounterMode(display=False) as counter:
+            model(clip)
+    return params / 1e6, counter.get_total_flops() / 2e9
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--markdown", action="store_true", help="print a Markdown table (for the README)")
+    args = parser.parse_args()
+    rows = []
+    for name in list_models():
+        shape, ref_params, ref_macs, source = REFERENCE.get(name, (DEFAULT_INPUT, None, None, ""))
+        params, macs = count(name, shape)
+        rows.append((name, "×".join(map(str, shape)), params, ref_params, macs, ref_macs, source))
+
+    def fmt(value, ref):
+        if ref is None:
+            return f"{value:.2f}", "–"
+        return f"{value:.2f}", f"{ref:.2f} ({100 * (value / ref - 1):+.1f}%)"
+
+    header = ("architecture", "input T×H×W", "params (M)", "published", "GMACs", "published", "source")
+    lines = []
+    for name, shape, params, ref_params, macs, ref_macs, source in rows:
+        lines.append((name, shape, *fmt(params, ref_params), *fmt(macs, ref_macs), source))
+    if args.markdown:
+        print("| " + " | ".join(header) + " |")
+        print("|" + "---|" * len(header))
+        for line in lines:
+            print("| " + " | ".join(line) + " |")
+    else:
+        widths = [max(len(str(x)) for x in col) for col in zip(header, *lines)]
+        for line in (header, *lines):
+            print("  ".join(str(x).ljust(w) for x, w in zip(line, widths)))
+
+
+if __name__ == "__main__":
+    main()
