@@ -260,3 +260,34 @@ def test_resuming_a_checkpoint_with_another_class_count(trained, tmp_path, tiny_
 
 def test_nan_loss_stops_with_one_line(tmp_path, tiny_dataset):
     assert "training loss became nan" in _train_error(tmp_path, tiny_dataset, "--model.lr", "1e30")
+
+
+@pytest.mark.parametrize("arch", ["resnet3d_10"])
+def test_explain_a_bare_public_weight_file(arch, foreign_video, tmp_path):
+    """A public release (here: a 3D-ResNets-PyTorch container) explained without training: --arch, class names."""
+    from saliency_tubes.models import create_model
+
+    torch.manual_seed(0)
+    model = create_model(arch, 3).eval()
+    weights = tmp_path / "release.pth"
+    torch.save({"epoch": 200, "arch": arch, "state_dict": {f"module.{k}": v for k, v in model.state_dict().items()}}, weights)
+    (tmp_path / "classes.txt").write_text("walk\nrun\njump\n")
+    out = tmp_path / "o"
+    proc = _run("explain.py", "--checkpoint", str(weights), "--arch", arch, "--class-names", str(tmp_path / "classes.txt"),
+                str(foreign_video), "--out", str(out), "--no-focus", "--max-frames", "16", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads((out / foreign_video.stem / "result.json").read_text())
+    assert result["clip_len"] == 16 and result["input_size"] == 112  # the architecture's reference input
+    assert {p["class"] for p in result["predictions"]} == {"walk", "run", "jump"}
+    saliency = np.load(out / foreign_video.stem / "saliency.npy")
+    assert saliency.shape[1:] == (97, 131) and saliency.max() == 1
+    for extra, message in ((["--num-classes", "5"], "has a 3-class classifier, not 5"),
+                           (["--class-names", str(weights)], "class names"),
+                           ([], None)):
+        if message is None:
+            proc = _run("explain.py", "--checkpoint", str(weights), str(foreign_video), "--out", str(out), cwd=tmp_path)
+            message = "give --arch"
+        else:
+            proc = _run("explain.py", "--checkpoint", str(weights), "--arch", arch, *extra, str(foreign_video), "--out",
+                        str(out), cwd=tmp_path)
+        assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and message in proc.stderr, proc.stderr

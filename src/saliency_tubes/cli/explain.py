@@ -300,8 +300,10 @@ def load_model(args: argparse.Namespace, device: torch.device | str = "cpu") -> 
     if args.class_names is not None:
         try:
             names = [line.strip() for line in Path(args.class_names).read_text().splitlines() if line.strip()]
-        except (OSError, UnicodeDecodeError) as exc:
-            raise SaliencyTubesError(f"--class-names {args.class_names}: {exc.strerror if isinstance(exc, OSError) else exc}") from None
+        except OSError as exc:
+            raise SaliencyTubesError(f"--class-names {args.class_names}: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise SaliencyTubesError(f"--class-names {args.class_names} is not a text file of class names") from None
     return load_weights_file(args.checkpoint, args.arch, args.num_classes, names, device)
 
 
