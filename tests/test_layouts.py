@@ -338,3 +338,20 @@ def test_skipped_reach_the_main_process_through_a_trainer(zoo):
         warnings.simplefilter("ignore")
         trainer.fit(Tiny(), datamodule=dm)
     assert {p.split("/")[-1] for p in dm.skipped} == BAD
+
+
+def test_replacements_are_deterministic_and_short_videos_can_be_padded(zoo):
+    """Which video replaces a bad one does not depend on what a process already knows (exact resume), and
+    ``short_video: pad`` repeats the last frame instead of looping."""
+    dm = _dm(zoo, short_video="pad")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        dm.setup("fit")
+    train = dm.train_dataset
+    warm = [(train[(i, 3)]["index"], train[(i, 3)]["frame_indices"].tolist()) for i in range(len(train))]
+    train.bad.clear()
+    cold = [(train[(i, 3)]["index"], train[(i, 3)]["frame_indices"].tolist()) for i in range(len(train))]
+    assert warm == cold
+    assert train.load(good_index(train, "three_frames.mp4"))["frame_indices"].tolist() == [0, 2, 2, 2]
+    with pytest.raises(SaliencyTubesError, match="short_video 'crop': loop or pad"):
+        _dm(zoo, short_video="crop")

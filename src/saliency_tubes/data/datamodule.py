@@ -153,7 +153,8 @@ class VideoDataModule(pl.LightningDataModule):
         The unreadable ones found are skipped from the start (the workers get a copy of ``dataset.bad``)."""
         n = len(dataset)
         picks = sorted({round(i * (n - 1) / max(probes - 1, 1)) for i in range(probes)})
-        order = picks + [i for i in range(n) if i not in set(picks)]
+        picked = set(picks)
+        order = picks + [i for i in range(n) if i not in picked]
         lengths = []
         for k, i in enumerate(order):
             if k >= len(picks) and lengths:
@@ -175,11 +176,13 @@ class VideoDataModule(pl.LightningDataModule):
     def _warn_if_clips_outrun_videos(self, lengths: list[tuple[int, Path]]) -> None:
         """One warning when the clip spans more frames than the probed videos (or segments) have: they are looped
         or padded, not rejected."""
-        span = (self.hparams.clip_len - 1) * self.hparams.stride + 1
+        hp = self.hparams
+        span = (hp.clip_len - 1) * hp.stride + 1
         if all(n < span for n, _ in lengths):
             n, path = max(lengths, key=lambda x: x[0])
-            rank_zero_warn(f"clips span {span} frames (clip_len {self.hparams.clip_len} × stride {self.hparams.stride}) but the "
-                           f"videos are shorter (e.g. {path.name}: {n} frames); clips are looped. Lower --data.clip_len or --data.stride")
+            how = "looped" if hp.short_video == "loop" else "padded with their last frame"
+            rank_zero_warn(f"clips span {span} frames (clip_len {hp.clip_len} × stride {hp.stride}) but the "
+                           f"videos are shorter (e.g. {path.name}: {n} frames); clips are {how}. Lower --data.clip_len or --data.stride")
 
     def note_skipped(self, skipped: dict[str, str]) -> None:
         """Add unreadable files (path → reason) to :attr:`skipped`, with one warning for each new one."""
