@@ -1,6 +1,7 @@
-"""LightningDataModule over a video folder (the built-in synthetic dataset by default)."""
+"""LightningDataModule over a video dataset in one of several layouts (the built-in synthetic dataset by default)."""
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -10,7 +11,8 @@ from pytorch_lightning.utilities import rank_zero_warn
 from torch.utils.data import DataLoader
 
 from ..errors import SaliencyTubesError
-from .datasets import VideoClipDataset, scan_folder
+from .datasets import VideoClipDataset, collate
+from .layouts import LayoutOptions, Sample, index
 from .sampling import ResumableSampler
 from .synthetic import SyntheticConfig, ensure_synthetic
 from .transforms import KINETICS_MEAN, KINETICS_STD, ClipTransform
@@ -20,10 +22,26 @@ DEFAULT_SYNTHETIC_ROOT = "data/synthetic"
 
 
 class VideoDataModule(pl.LightningDataModule):
-    """Videos in ``root/{train,val}/<class>/<video>``; class names come from the folder names.
+    """A video dataset's ``train`` and ``val`` splits, listed by ``layout``.
+
+    Unreadable files (empty, truncated, not a video, too slow to decode) are skipped with one warning each
+    and replaced by the next readable video; :attr:`skipped` lists them. A split with no readable video at
+    all fails in :meth:`setup`.
 
     Args:
         root: dataset folder.
+        layout: how ``root`` is organised: ``folder`` (``ROOT/{train,val}/<class>/<video>``), ``frames`` (the
+            same with a folder of JPEG frames per video), ``ucf101``, ``hmdb51`` (official split files),
+            ``kinetics`` (CSV annotations) or ``epic_kitchens`` (EPIC-KITCHENS-100 CSVs; segments are read
+            inside the long videos).
+        annotations: folder of the annotation files, relative to ``root`` (default per layout:
+            ``ucfTrainTestlist``, ``testTrainMulti_7030_splits``, ``annotations``).
+        videos: folder of the videos, relative to ``root`` (default: ``root`` itself; ``videos`` for EPIC).
+        split: official split number of UCF101 and HMDB51 (1, 2 or 3).
+        target: EPIC-KITCHENS class: ``verb``, ``noun`` or ``action`` (the (verb, noun) pairs seen in training).
+        short_video: videos or segments shorter than a clip are looped (``loop``) or end on a repeated
+            last frame (``pad``).
+        decode_timeout: seconds after which one clip's decoding is given up on and the file skipped.
         synthetic: generate the built-in synthetic dataset into ``root`` if it is not there yet; ``None``
             (the default) does so only for the built-in location ``data/synthetic``, so a mistyped path to
             a real dataset is an error rather than a freshly generated synthetic set.
@@ -51,11 +69,22 @@ class VideoDataModule(pl.LightningDataModule):
         batch_size: int = 16,
         num_workers: int = 2,
         backend: str = "auto",
+        layout: str = "folder",
+        annotations: str | None = None,
+        videos: str | None = None,
+        split: int = 1,
+        target: str = "verb",
+        short_video: str = "loop",
+        decode_timeout: float = 60.0,
     ):
         super().__init__()
         self.save_hyperparameters()
+        if short_video not in ("loop", "pad"):
+            raise SaliencyTubesError(f"--data.short_video {short_video!r}: loop or pad")
         self.root = Path(root)
         self._class_names: list[str] | None = None
+        self._index: dict[str, tuple[list[Sample], list[str]]] = {}
+        self._skipped: dict[str, str] = {}
         self.train_dataset: VideoClipDataset | None = None
         self.val_dataset: VideoClipDataset | None = None
         self._train_sampler: ResumableSampler | None = None
@@ -72,8 +101,22 @@ class VideoDataModule(pl.LightningDataModule):
     def class_names(self) -> list[str]:
         if self._class_names is None:
             self.prepare_data()  # the model needs the classes before Lightning calls prepare_data
-            self._class_names = scan_folder(self.root, "train")[2]
+            self._class_names = self._samples("train")[1]
         return self._class_names
+
+    @property
+    def skipped(self) -> dict[str, str]:
+        """Unreadable files met so far (path → reason), in this process; ``len(skipped)`` is what to log as
+        ``data/skipped``."""
+        return dict(self._skipped)
+
+    def _samples(self, split: str) -> tuple[list[Sample], list[str]]:
+        if split not in self._index:
+            hp = self.hparams
+            options = LayoutOptions(hp.annotations, hp.videos, hp.split, hp.target)
+            names = None if split == "train" else self.class_names
+            self._index[split] = index(hp.layout, self.root, split, names, options)
+        return self._index[split]
 
     @property
     def num_classes(self) -> int:
@@ -81,10 +124,9 @@ class VideoDataModule(pl.LightningDataModule):
 
     def _dataset(self, split: str, train: bool) -> VideoClipDataset:
         hp = self.hparams
-        videos, labels, names = scan_folder(self.root, split, self.class_names)
-        return VideoClipDataset(
-            videos,
-            labels,
+        samples, names = self._samples(split)
+        return VideoClipDataset.from_samples(
+            samples,
             names,
             clip_len=hp.clip_len,
             stride=hp.stride,
@@ -93,30 +135,67 @@ class VideoDataModule(pl.LightningDataModule):
             mean=hp.mean,
             std=hp.std,
             backend=hp.backend,
+            short_video=hp.short_video,
+            decode_timeout=hp.decode_timeout,
         )
 
     def setup(self, stage: str | None = None) -> None:
         if stage in (None, "fit") and self.train_dataset is None:
             self.train_dataset = self._dataset("train", train=True)
+            self._probe(self.train_dataset, "train")
         if stage in (None, "fit", "validate") and self.val_dataset is None:
             self.val_dataset = self._dataset("val", train=False)
-            self._warn_if_clips_outrun_videos(self.val_dataset)
+            self._warn_if_clips_outrun_videos(self._probe(self.val_dataset, "val"))
 
-    def _warn_if_clips_outrun_videos(self, dataset: VideoClipDataset, probes: int = 8) -> None:
-        """One warning when the clip spans more frames than the videos have (they are looped, not rejected);
-        a few videos spread over the split are probed, not all."""
-        span = (self.hparams.clip_len - 1) * self.hparams.stride + 1
-        picks = sorted({round(i * (len(dataset) - 1) / max(probes - 1, 1)) for i in range(probes)})
+    def _probe(self, dataset: VideoClipDataset, split: str, probes: int = 8) -> list[tuple[int, Path]]:
+        """``(frames, path)`` of a few videos spread over the split, probing on past those until one is readable,
+        so a split where nothing can be read fails here with one line rather than in a DataLoader worker.
+        The unreadable ones found are skipped from the start (the workers get a copy of ``dataset.bad``)."""
+        n = len(dataset)
+        picks = sorted({round(i * (n - 1) / max(probes - 1, 1)) for i in range(probes)})
+        picked = set(picks)
+        order = picks + [i for i in range(n) if i not in picked]
         lengths = []
-        for i in picks:
+        for k, i in enumerate(order):
+            if k >= len(picks) and lengths:
+                break
+            path = dataset.videos[i]
             try:
-                lengths.append((video_info(dataset.videos[i], self.hparams.backend).num_frames, dataset.videos[i]))
-            except SaliencyTubesError:
+                info = video_info(path, self.hparams.backend, self.hparams.decode_timeout)
+            except SaliencyTubesError as exc:
+                dataset.bad[str(path)] = str(exc)
+                self.note_skipped({str(path): str(exc)})
                 continue
-        if lengths and all(n < span for n, _ in lengths):
+            start, stop = dataset.frame_range(i, info.num_frames, info.fps)
+            lengths.append((stop - start, path))
+        if not lengths:
+            raise SaliencyTubesError(f"none of the {n} {split} videos of {self.root} can be read "
+                                     f"(e.g. {next(iter(dataset.bad.values()))}); check them with python -m saliency_tubes.data.check")
+        return lengths
+
+    def _warn_if_clips_outrun_videos(self, lengths: list[tuple[int, Path]]) -> None:
+        """One warning when the clip spans more frames than the probed videos (or segments) have: they are looped
+        or padded, not rejected."""
+        hp = self.hparams
+        span = (hp.clip_len - 1) * hp.stride + 1
+        if all(n < span for n, _ in lengths):
             n, path = max(lengths, key=lambda x: x[0])
-            rank_zero_warn(f"clips span {span} frames (clip_len {self.hparams.clip_len} × stride {self.hparams.stride}) but the "
-                           f"videos are shorter (e.g. {path.name}: {n} frames); clips are looped. Lower --data.clip_len or --data.stride")
+            how = "looped" if hp.short_video == "loop" else "padded with their last frame"
+            rank_zero_warn(f"clips span {span} frames (clip_len {hp.clip_len} × stride {hp.stride}) but the "
+                           f"videos are shorter (e.g. {path.name}: {n} frames); clips are {how}. Lower --data.clip_len or --data.stride")
+
+    def note_skipped(self, skipped: dict[str, str]) -> None:
+        """Add unreadable files (path → reason) to :attr:`skipped`, with one warning for each new one."""
+        for path, reason in skipped.items():
+            if path not in self._skipped:
+                self._skipped[path] = reason
+                warnings.warn(f"skipping unreadable video {reason}", UserWarning, stacklevel=2)
+
+    def on_before_batch_transfer(self, batch, dataloader_idx: int):
+        """Collect the files the batch's items skipped (found in the DataLoader workers) in the main process."""
+        if isinstance(batch, dict) and "skipped" in batch:
+            self.note_skipped(batch.pop("skipped"))
+        return batch
 
     def _loader(self, dataset: VideoClipDataset, shuffle: bool, sampler=None) -> DataLoader:
         workers = self.hparams.num_workers
@@ -132,6 +211,7 @@ class VideoDataModule(pl.LightningDataModule):
             sampler=sampler,
             drop_last=shuffle and len(dataset) > self.hparams.batch_size,
             num_workers=workers,
+            collate_fn=collate,
             persistent_workers=workers > 0,
             pin_memory=False,
         )

@@ -1,51 +1,48 @@
-"""Datasets over folders of videos in the layout ``ROOT/<split>/<class>/<video>``."""
+"""The clip dataset over a list of videos (or segments of them), whichever layout listed them."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, default_collate
 
-from ..errors import SaliencyTubesError
+from ..errors import SaliencyTubesError, first_line
+from .layouts import Sample, scan_classes
 from .sampling import clip_indices
 from .synthetic import load_ground_truth
 from .transforms import KINETICS_MEAN, KINETICS_STD, ClipTransform, normalize
-from .video import VIDEO_EXTENSIONS, read_clip
+from .video import VideoReadError, read_video_clip
 
 
 def scan_folder(root: str | Path, split: str, class_names: list[str] | None = None):
     """``(videos, labels, class_names)`` of ``root/split/<class>/*``; classes are the sorted folder names."""
-    split_dir = Path(root) / split
-    if not split_dir.is_dir():
-        raise SaliencyTubesError(f"{split_dir} does not exist (expected ROOT/{split}/<class>/<video>)")
-    found = sorted(d.name for d in split_dir.iterdir() if d.is_dir())
-    if class_names is None:
-        class_names = found
-    unknown = sorted(set(found) - set(class_names))
-    if unknown:
-        raise SaliencyTubesError(f"{split_dir} has classes not in the training split: {', '.join(unknown)}")
-    videos, labels = [], []
-    for label, name in enumerate(class_names):
-        folder = split_dir / name
-        if not folder.is_dir():
-            continue
-        found_videos = [p for p in sorted(folder.iterdir()) if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file()]
-        if not found_videos and split == "train":
-            raise SaliencyTubesError(f"{folder} has no videos: a class needs training videos (remove the folder or add some)")
-        videos += found_videos
-        labels += [label] * len(found_videos)
-    if not videos:
-        raise SaliencyTubesError(f"no videos found under {split_dir}")
-    return videos, labels, class_names
+    samples, class_names = scan_classes(Path(root), split, class_names)
+    return [s.path for s in samples], [s.label for s in samples], class_names
+
+
+def collate(items: list[dict]) -> dict:
+    """``default_collate``, with the items' ``skipped`` (path → reason of the unreadable files they replaced)
+    merged into one dict: DataLoader workers are separate processes, so that is how the main process learns of them."""
+    skipped: dict[str, str] = {}
+    for item in items:
+        skipped.update(item.pop("skipped", {}))
+    batch = default_collate(items)
+    batch["skipped"] = skipped
+    return batch
 
 
 class VideoClipDataset(Dataset):
-    """One clip per video per epoch.
+    """One clip per video (or per segment ``[start, stop)`` seconds of a long video) per epoch.
 
     Each item is a dict with ``clip`` (float 3×T×H×W, normalised), ``label``, ``frame_indices`` (T),
     ``index``, and with ``keep_frames`` also ``frames`` (the uint8 T×H×W×3 frames the model saw,
-    before normalisation) for rendering.
+    before normalisation) for rendering. Videos or segments shorter than a clip are looped or padded
+    (``short_video``), never rejected.
+
+    Indexing (``dataset[key]``, what DataLoaders do) skips unreadable files: the next readable video takes the
+    item's place, so batches stay full and a resumed run sees the same items, and the item's ``skipped``
+    dict (path → reason) names the files it passed over. :meth:`load` raises :class:`VideoReadError` instead.
     """
 
     def __init__(
@@ -62,12 +59,30 @@ class VideoClipDataset(Dataset):
         keep_frames: bool = False,
         backend: str = "auto",
         seed: int = 0,
+        segments: list[tuple[float, float] | None] | None = None,
+        short_video: str = "loop",
+        decode_timeout: float | None = None,
     ):
         self.videos, self.labels, self.class_names = list(videos), list(labels), list(class_names)
-        self.clip_len, self.stride, self.sampling = clip_len, stride, sampling
+        self.segments = list(segments) if segments is not None else [None] * len(self.videos)
+        self.clip_len, self.stride, self.sampling, self.short_video = clip_len, stride, sampling, short_video
         self.transform = transform or ClipTransform()
         self.mean, self.std = tuple(mean), tuple(std)
-        self.keep_frames, self.backend, self.seed = keep_frames, backend, seed
+        self.keep_frames, self.backend, self.seed, self.decode_timeout = keep_frames, backend, seed, decode_timeout
+        self.bad: dict[str, str] = {}  # path → reason, of the files this process found unreadable
+
+    @classmethod
+    def from_samples(cls, samples: list[Sample], class_names: list[str], **kwargs) -> "VideoClipDataset":
+        segments = [None if s.start is None else (s.start, s.stop) for s in samples]
+        return cls([s.path for s in samples], [s.label for s in samples], class_names, segments=segments, **kwargs)
+
+    def frame_range(self, index: int, num_frames: int, fps: float) -> tuple[int, int]:
+        """Frames ``[start, stop)`` of item ``index``: its segment's times at ``fps``, or the whole video."""
+        segment = self.segments[index]
+        if segment is None or fps <= 0:
+            return 0, num_frames
+        start = min(max(round(segment[0] * fps), 0), num_frames - 1)
+        return start, min(max(round(segment[1] * fps), start + 1), num_frames)
 
     def __len__(self) -> int:
         return len(self.videos)
@@ -81,7 +96,12 @@ class VideoClipDataset(Dataset):
         """
         path = self.videos[index]
         rng = np.random.default_rng([self.seed, epoch, index])
-        frames, indices = read_clip(path, lambda n: clip_indices(n, self.clip_len, self.stride, self.sampling, rng), self.backend)
+
+        def choose(n: int, fps: float) -> np.ndarray:
+            start, stop = self.frame_range(index, n, fps)
+            return clip_indices(n, self.clip_len, self.stride, self.sampling, rng, start, stop, self.short_video)
+
+        frames, indices = read_video_clip(path, choose, self.backend, self.decode_timeout)
         truth = load_ground_truth(path) if with_mask else None
         mask = moving = None
         if truth is not None:
@@ -103,4 +123,16 @@ class VideoClipDataset(Dataset):
     def __getitem__(self, key: int | tuple[int, int]) -> dict:
         """``key`` is an index, or ``(index, epoch)`` as yielded by :class:`~saliency_tubes.data.sampling.ResumableSampler`."""
         index, epoch = key if isinstance(key, tuple) else (key, 0)
-        return self.load(index, epoch)
+        skipped = {}
+        for i in (index + step for step in range(len(self))):
+            i %= len(self)
+            path = str(self.videos[i])
+            if path not in self.bad:
+                try:
+                    item = self.load(i, epoch)
+                    item["skipped"] = skipped
+                    return item
+                except VideoReadError as exc:
+                    self.bad[path] = first_line(exc)
+            skipped[path] = self.bad[path]
+        raise SaliencyTubesError(f"none of the {len(self)} videos can be read (e.g. {next(iter(skipped.values()))})")

@@ -5,23 +5,40 @@ import numpy as np
 from torch.utils.data import Dataset, DistributedSampler
 
 
-def clip_indices(num_frames: int, clip_len: int, stride: int, mode: str = "center", rng: np.random.Generator | None = None) -> np.ndarray:
-    """Frame indices of one clip. ``mode`` is ``"random"`` (training) or ``"center"`` (validation).
+def clip_indices(
+    num_frames: int,
+    clip_len: int,
+    stride: int,
+    mode: str = "center",
+    rng: np.random.Generator | None = None,
+    start: int = 0,
+    stop: int | None = None,
+    short: str = "loop",
+) -> np.ndarray:
+    """Frame indices of one clip inside frames ``[start, stop)`` (the whole video by default), so a labelled
+    segment of a long video is read in place. ``mode`` is ``"random"`` (training) or ``"center"`` (validation).
 
-    Videos shorter than the clip's span are looped.
+    A range shorter than the clip's span is never rejected: the clip is looped (``short="loop"``) or its
+    last frame repeated (``short="pad"``).
     """
     if num_frames <= 0:
         raise ValueError("video has no frames")
+    if mode not in ("random", "center"):
+        raise ValueError(f"unknown sampling mode {mode!r}")
+    if short not in ("loop", "pad"):
+        raise ValueError(f"unknown short-video mode {short!r} (loop|pad)")
+    start = min(max(int(start), 0), num_frames - 1)
+    stop = num_frames if stop is None else min(max(int(stop), start + 1), num_frames)
+    length = stop - start
     span = (clip_len - 1) * stride + 1
-    if num_frames >= span:
+    if length >= span:
         if mode == "random":
-            start = int((rng or np.random.default_rng()).integers(0, num_frames - span + 1))
-        elif mode == "center":
-            start = (num_frames - span) // 2
+            offset = int((rng or np.random.default_rng()).integers(0, length - span + 1))
         else:
-            raise ValueError(f"unknown sampling mode {mode!r}")
-        return start + stride * np.arange(clip_len)
-    return (stride * np.arange(clip_len)) % num_frames
+            offset = (length - span) // 2
+        return start + offset + stride * np.arange(clip_len)
+    steps = stride * np.arange(clip_len)
+    return start + (steps % length if short == "loop" else np.minimum(steps, length - 1))
 
 
 def consecutive_clips(num_frames: int, clip_len: int, stride: int) -> tuple[np.ndarray, np.ndarray]:

@@ -1,12 +1,15 @@
 """Reading frames from video files: decord first, PyAV as the fallback.
 
-A reader is opened per call and closed afterwards, so nothing is shared across DataLoader workers.
+A reader is opened per call and closed afterwards, so nothing is shared across DataLoader workers. A folder
+of JPEG frames (sorted by name) is read like a video, decoding only the chosen frames.
 """
 from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import sys
+import threading
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -17,6 +20,7 @@ import numpy as np
 from ..errors import SaliencyTubesError, first_line
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v")
+FRAME_EXTENSIONS = (".jpg", ".jpeg")
 
 try:  # decord has no wheels for some platforms (e.g. ARM); PyAV covers them.
     import decord
@@ -36,6 +40,36 @@ class VideoInfo:
 
 class VideoReadError(SaliencyTubesError):
     """A file that cannot be decoded as a video."""
+
+
+class DecodeTimeout(VideoReadError):
+    """Decoding ran past its time limit: the file is given up on, not retried with the other backend."""
+
+
+@contextlib.contextmanager
+def _time_limit(seconds: float | None, path: Path):
+    """Raise :class:`DecodeTimeout` once ``seconds`` have passed, so a pathological file cannot stall training.
+
+    It uses ``SIGALRM``, so it only works in a process's main thread (DataLoader workers and the main
+    process both run items there) on POSIX; elsewhere there is no limit. A Python signal handler runs
+    between bytecodes, so the limit interrupts PyAV's per-frame loop and whatever follows a long C call,
+    but not a single C call that never returns (one decord ``get_batch``); PyAV's own I/O timeout covers
+    blocking reads inside FFmpeg.
+    """
+    if not seconds or not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_alarm(signum, frame):
+        raise DecodeTimeout(f"{path}: decoding took longer than {seconds:g} s")
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def _check_file(path: Path) -> None:
@@ -75,18 +109,18 @@ class _DecordBackend:
     name = "decord"
 
     @staticmethod
-    def info(path: Path) -> VideoInfo:
+    def info(path: Path, timeout: float | None = None) -> VideoInfo:
         vr = _decord_reader(path)
         h, w = vr[0].shape[:2] if len(vr) else (0, 0)
         return VideoInfo(len(vr), float(vr.get_avg_fps()), h, w)
 
     @staticmethod
-    def read(path: Path, choose: Callable[[int], np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    def read(path: Path, choose: Callable[[int, float], np.ndarray], timeout: float | None = None) -> tuple[np.ndarray, np.ndarray]:
         vr = _decord_reader(path)  # one reader gives both the frame count and the frames
         n = len(vr)
         if n == 0:
             raise VideoReadError(f"{path}: no frames")
-        indices = np.asarray(choose(n), dtype=np.int64)
+        indices = np.asarray(choose(n, float(vr.get_avg_fps())), dtype=np.int64)
         if indices.max(initial=0) >= n:
             raise VideoReadError(f"{path}: frame {int(indices.max())} requested, video has {n}")
         with _native_stderr_silenced():
@@ -97,10 +131,10 @@ class _PyAVBackend:
     name = "pyav"
 
     @staticmethod
-    def info(path: Path) -> VideoInfo:
+    def info(path: Path, timeout: float | None = None) -> VideoInfo:
         import av
 
-        with av.open(str(path)) as container:
+        with av.open(str(path), timeout=timeout) as container:
             stream = container.streams.video[0]
             rate = stream.average_rate or stream.guessed_rate or Fraction(25)
             n = stream.frames
@@ -109,14 +143,15 @@ class _PyAVBackend:
             return VideoInfo(n, float(rate), stream.codec_context.height, stream.codec_context.width)
 
     @classmethod
-    def read(cls, path: Path, choose: Callable[[int], np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    def read(cls, path: Path, choose: Callable[[int, float], np.ndarray], timeout: float | None = None) -> tuple[np.ndarray, np.ndarray]:
         import av
 
-        indices = np.asarray(choose(cls.info(path).num_frames), dtype=np.int64)
+        info = cls.info(path, timeout)
+        indices = np.asarray(choose(info.num_frames, info.fps), dtype=np.int64)
         wanted = set(int(i) for i in indices)
         last = max(wanted, default=-1)
         decoded: dict[int, np.ndarray] = {}
-        with av.open(str(path)) as container:
+        with av.open(str(path), timeout=timeout) as container:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
             for i, frame in enumerate(container.decode(stream)):
@@ -127,6 +162,46 @@ class _PyAVBackend:
         missing = wanted - decoded.keys()
         if missing:
             raise VideoReadError(f"{path}: frame {min(missing)} requested, video has {len(decoded) and max(decoded) + 1}")
+        return np.stack([decoded[int(i)] for i in indices]), indices
+
+
+class _FrameFolderBackend:
+    """A folder of JPEG frames; its frame rate is unknown (reported as 0)."""
+
+    name = "frames"
+
+    @staticmethod
+    def _files(path: Path) -> list[Path]:
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in FRAME_EXTENSIONS and p.is_file())
+        if not files:
+            raise VideoReadError(f"{path}: no JPEG frames in the folder")
+        return files
+
+    @staticmethod
+    def _decode(file: Path) -> np.ndarray:
+        from PIL import Image
+
+        try:
+            with Image.open(file) as image:
+                return np.asarray(image.convert("RGB"))
+        except Exception as exc:  # PIL raises several types for bad images
+            raise VideoReadError(f"{file}: cannot decode as JPEG ({_reason(exc)})") from None
+
+    @classmethod
+    def info(cls, path: Path, timeout: float | None = None) -> VideoInfo:
+        files = cls._files(path)
+        h, w = cls._decode(files[0]).shape[:2]
+        return VideoInfo(len(files), 0.0, h, w)
+
+    @classmethod
+    def read(cls, path: Path, choose: Callable[[int, float], np.ndarray], timeout: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+        files = cls._files(path)
+        indices = np.asarray(choose(len(files), 0.0), dtype=np.int64)
+        if indices.max(initial=0) >= len(files):
+            raise VideoReadError(f"{path}: frame {int(indices.max())} requested, folder has {len(files)}")
+        decoded = {int(i): cls._decode(files[i]) for i in set(indices.tolist())}
+        if len({f.shape for f in decoded.values()}) > 1:
+            raise VideoReadError(f"{path}: frames differ in size")
         return np.stack([decoded[int(i)] for i in indices]), indices
 
 
@@ -143,36 +218,51 @@ def _backends(backend: str):
     return [_DecordBackend, _PyAVBackend]
 
 
-def _run(method: str, path: Path, backend: str, *args):
-    _check_file(path)
+def _run(method: str, path: Path, backend: str, *args, timeout: float | None = None):
+    if path.is_dir():
+        backends = [_FrameFolderBackend]
+    else:
+        _check_file(path)
+        backends = _backends(backend)
     errors = []
-    for b in _backends(backend):
-        try:
-            return getattr(b, method)(path, *args)
-        except VideoReadError as exc:
-            errors.append(exc)
-        except Exception as exc:  # decoders raise many types; any of them means "try the next one"
-            errors.append(VideoReadError(f"{path}: cannot decode as video ({_reason(exc)})"))
+    with _time_limit(timeout, path):
+        for b in backends:
+            try:
+                return getattr(b, method)(path, *args, timeout)
+            except DecodeTimeout:
+                raise
+            except VideoReadError as exc:
+                errors.append(exc)
+            except Exception as exc:  # decoders raise many types; any of them means "try the next one"
+                errors.append(VideoReadError(f"{path}: cannot decode as video ({_reason(exc)})"))
     raise errors[-1]
 
 
-def video_info(path: str | Path, backend: str = "auto") -> VideoInfo:
-    """Frame count, frame rate and size of a video."""
-    return _run("info", Path(path), backend)
+def video_info(path: str | Path, backend: str = "auto", timeout: float | None = None) -> VideoInfo:
+    """Frame count, frame rate and size of a video (or frame folder), given up on after ``timeout`` seconds."""
+    return _run("info", Path(path), backend, timeout=timeout)
 
 
-def read_frames(path: str | Path, indices: Sequence[int] | np.ndarray, backend: str = "auto") -> np.ndarray:
+def read_frames(path: str | Path, indices: Sequence[int] | np.ndarray, backend: str = "auto", timeout: float | None = None) -> np.ndarray:
     """Decode the frames at ``indices`` (any order, repeats allowed) as uint8 ``T×H×W×3`` RGB."""
     indices = np.asarray(indices, dtype=np.int64)
     if indices.size == 0:
         raise ValueError("no frame indices given")
-    return _run("read", Path(path), backend, lambda _n: indices)[0]
+    return _run("read", Path(path), backend, lambda _n, _fps: indices, timeout=timeout)[0]
 
 
 def read_clip(path: str | Path, choose: Callable[[int], np.ndarray], backend: str = "auto") -> tuple[np.ndarray, np.ndarray]:
     """``(frames, indices)``: ``choose(frame count)`` picks the indices, decoded as uint8 ``T×H×W×3`` RGB, with
     the video opened once (decord) instead of once for the count and once for the frames."""
-    return _run("read", Path(path), backend, choose)
+    return _run("read", Path(path), backend, lambda n, _fps: choose(n))
+
+
+def read_video_clip(
+    path: str | Path, choose: Callable[[int, float], np.ndarray], backend: str = "auto", timeout: float | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`read_clip` whose ``choose(frame count, fps)`` also gets the frame rate (0 for a frame folder), to
+    turn a segment's times into frames; given up on with :class:`DecodeTimeout` after ``timeout`` seconds."""
+    return _run("read", Path(path), backend, choose, timeout=timeout)
 
 
 def find_videos(root: str | Path) -> list[Path]:
