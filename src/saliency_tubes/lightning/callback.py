@@ -10,6 +10,8 @@ from pytorch_lightning.loggers import TensorBoardLogger, WandbLogger
 from pytorch_lightning.utilities import rank_zero_only, rank_zero_warn
 
 from ..data.datasets import VideoClipDataset
+from ..data.video import VideoReadError
+from ..errors import first_line
 from ..explain import METHODS, explain, mask_share, tube_mass_in_gt
 from ..explain.faithfulness import deletion_insertion
 from ..render import encode_gif, overlay, plot_tube, side_by_side, upscale, write_mp4
@@ -90,10 +92,13 @@ class SaliencyTubesCallback(pl.Callback):
     def _select(self, dataset: VideoClipDataset) -> list[dict]:
         if self._indices is None or max(self._indices, default=-1) >= len(dataset):
             self._indices = balanced_indices(dataset.labels, self.num_samples, self.seed)
-        chosen = self._indices
         samples = []
-        for i in chosen:
-            item = dataset.load(i, with_mask=True)
+        for i in self._indices:
+            try:
+                item = dataset.load(i, with_mask=True)
+            except VideoReadError as exc:  # the data module reports the file; the tubes go on with the others
+                rank_zero_warn(f"Saliency Tubes: skipping validation sample {dataset.videos[i]}: {first_line(exc)}")
+                continue
             item["path"] = str(dataset.videos[i])
             samples.append(item)
         return samples
@@ -140,6 +145,8 @@ class SaliencyTubesCallback(pl.Callback):
         if self._samples is None:
             self._samples = self._select(dataset)
         samples = self._samples
+        if not samples:
+            return None
         model = getattr(pl_module, "model", pl_module)
         clips = torch.stack([s["clip"] for s in samples]).to(pl_module.device)
         result = explain(model, clips, method=self.method, layer=self.layer, clip_negative=self.clip_negative)

@@ -132,6 +132,10 @@ class VideoClassifier(pl.LightningModule):
         self.log("train/loss", loss, prog_bar=True, batch_size=len(logits))
         self.log("train/lr", self.trainer.optimizers[0].param_groups[-1]["lr"], batch_size=len(logits))
         self.log("train/acc_top1", self.train_acc, on_step=False, on_epoch=True, batch_size=len(logits))
+        skipped = getattr(self.trainer.datamodule, "skipped", None)
+        if skipped is not None:  # unreadable files met so far (each rank counts its own; the maximum is logged)
+            self.log("data/skipped", float(len(skipped)), on_step=False, on_epoch=True, reduce_fx="max", sync_dist=True,
+                     batch_size=len(logits))
         return loss
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:

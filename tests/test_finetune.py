@@ -1,0 +1,70 @@
+"""Fine-tuning controls of the LightningModule, checked on a real (tiny) training run."""
+import pytest
+import pytorch_lightning as pl
+import torch
+
+from saliency_tubes.data import VideoDataModule
+from saliency_tubes.lightning import VideoClassifier
+from saliency_tubes.models import create_model
+
+ARCH = {"width": 4, "conv1_t_size": 3, "no_max_pool": True}
+
+
+def _fit(tmp_path, root, **kwargs):
+    pl.seed_everything(0, verbose=False)
+    dm = VideoDataModule(root=str(root), clip_len=4, stride=2, input_size=32, batch_size=8, num_workers=0)
+    model = VideoClassifier(arch="resnet3d_10", num_classes=dm.num_classes, class_names=dm.class_names, arch_kwargs=ARCH,
+                            clip_len=4, stride=2, input_size=32, lr=0.05, scheduler="none", **kwargs)
+    before = {k: v.clone() for k, v in model.model.state_dict().items()}
+    pl.Trainer(max_epochs=1, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+               enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0,
+               default_root_dir=str(tmp_path)).fit(model, dm)
+    after = model.model.state_dict()
+    return model, {k for k in before if not torch.equal(before[k], after[k])}
+
+
+def test_freeze_stages_keeps_weights_and_statistics(tmp_path, tiny_dataset):
+    model, changed = _fit(tmp_path, tiny_dataset, freeze_stages=2)  # the stem and layer1
+    assert not any(k.startswith(("conv1.", "bn1.", "layer1.")) for k in changed)
+    assert any(k.startswith("layer1.") for k in model.model.state_dict())
+    assert {"layer2.0.conv1.weight", "layer4.0.bn1.running_mean", "fc.weight"} <= changed
+    assert not model.model.layer1.training and model.model.layer2.training  # frozen BN stays in eval mode
+    frozen = [p for m in (model.model.conv1, model.model.layer1) for p in m.parameters()]
+    assert frozen and not any(p.requires_grad for p in frozen)
+
+
+def test_frozen_bn_statistics(tmp_path, tiny_dataset):
+    _, changed = _fit(tmp_path, tiny_dataset, freeze_bn_stats=True)
+    assert not any(k.endswith(("running_mean", "running_var", "num_batches_tracked")) for k in changed)
+    assert "layer2.0.bn1.weight" in changed  # BN affine parameters still learn
+
+
+def test_backbone_lr_multiplier(tmp_path, tiny_dataset):
+    model, changed = _fit(tmp_path, tiny_dataset, backbone_lr_mult=0.0, freeze_bn_stats=True)
+    assert changed == {"fc.weight", "fc.bias"}  # a zero multiplier trains the classifier only
+    lrs = {g["lr"] for g in model.trainer.optimizers[0].param_groups}
+    assert lrs == {0.0, 0.05}
+    model = VideoClassifier(arch="resnet3d_10", num_classes=3, arch_kwargs=ARCH, lr=0.1, scheduler="none", backbone_lr_mult=0.2)
+    groups = model.configure_optimizers().param_groups
+    head = {id(p) for p in model.model.fc.parameters()}
+    for g in groups:
+        assert g["lr"] == pytest.approx(0.1 if id(g["params"][0]) in head else 0.02)
+
+
+def test_fine_tuning_from_a_checkpoint_with_other_classes(tmp_path, tiny_dataset):
+    source = create_model("resnet3d_10", 7, **ARCH)
+    torch.save({"epoch": 1, "arch": "resnet-10", "state_dict": {f"module.{k}": v for k, v in source.state_dict().items()}},
+               tmp_path / "hara.pth")
+    model, _ = _fit(tmp_path, tiny_dataset, pretrained=str(tmp_path / "hara.pth"), freeze_stages=5)
+    report = model.model.pretrained_report
+    assert report.replaced == ["fc.weight", "fc.bias"] and not report.missing
+    for key, value in source.state_dict().items():
+        if not key.startswith("fc."):
+            torch.testing.assert_close(model.model.state_dict()[key], value, rtol=0, atol=0, msg=key)
+
+
+def test_bad_fine_tuning_settings():
+    with pytest.raises(ValueError, match="has 5 stages"):
+        VideoClassifier(arch="resnet3d_10", num_classes=3, arch_kwargs=ARCH, freeze_stages=6)
+    with pytest.raises(ValueError, match="backbone_lr_mult"):
+        VideoClassifier(arch="resnet3d_10", num_classes=3, arch_kwargs=ARCH, backbone_lr_mult=-1)
