@@ -143,3 +143,16 @@ def test_gradient_methods_inside_lightning_validation(tmp_path, tiny_dataset, me
     assert 0 <= metrics["val/tube_mass_in_gt"] <= 1
     assert 0 <= metrics["val/deletion_auc"] <= 1 and 0 <= metrics["val/insertion_auc"] <= 1
     assert len(list((tmp_path).rglob("sample_*_tube.png"))) == 2
+
+
+def test_last_checkpoint_follows_training_after_the_best_epoch(tmp_path, tiny_dataset):
+    """With lr 0 the accuracy never improves after epoch 0, so only the first epoch is 'best'; last.ckpt must
+    still be the final epoch, or resuming from it would lose the later ones."""
+    dm, model = _setup(tiny_dataset)
+    model.hparams.lr = 0.0
+    ckpt = RunCheckpoint(root=str(tmp_path / "c"))
+    _trainer(tmp_path, [ckpt], epochs=3).fit(model, dm)
+    folder = Path(ckpt.dirpath)
+    assert [p.name for p in folder.glob("epoch=*.ckpt")] == ["epoch=000-acc=" + f"{ckpt.best_model_score:.4f}.ckpt"]
+    last = torch.load(folder / "last.ckpt", weights_only=True)
+    assert last["epoch"] == 2 and last["global_step"] == model.trainer.global_step

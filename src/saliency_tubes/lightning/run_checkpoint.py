@@ -62,6 +62,22 @@ class RunCheckpoint(ModelCheckpoint):
         if n and trainer.global_step % n == 0 and trainer.global_step != self._last_global_step_saved:
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
 
+    # Lightning writes last.ckpt only when a top-k checkpoint was written at the same step, so after the best epoch
+    # last.ckpt would stop following training; resuming from "last" would then lose every later epoch.
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        super().on_train_epoch_end(trainer, pl_module)
+        if self._should_save_on_train_epoch_end(trainer):
+            self._save_last_if_behind(trainer)
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        super().on_validation_end(trainer, pl_module)
+        if not self._should_save_on_train_epoch_end(trainer):
+            self._save_last_if_behind(trainer)
+
+    def _save_last_if_behind(self, trainer: pl.Trainer) -> None:
+        if self.save_last and not self._should_skip_saving_checkpoint(trainer):
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
     def _save_checkpoint(self, trainer: pl.Trainer, filepath: str) -> None:
         # Write beside the target, then rename: a crash mid-write never leaves a truncated last.ckpt.
         partial = f"{filepath}.partial"
