@@ -43,9 +43,9 @@ def _linear_weights(n_in: int, n_out: int) -> np.ndarray:
     return m
 
 
-def slow_tube(features: np.ndarray, weight: np.ndarray, k: int, size) -> np.ndarray:
+def slow_tube(features: np.ndarray, weight: np.ndarray, k: int, size, clip: bool = False) -> np.ndarray:
     """The formula written out: Σ_c W[k,c]·F[c] by a loop over channels, trilinear upsampling voxel by voxel,
-    then min–max normalisation."""
+    (with ``clip``: negatives to zero,) then min–max normalisation."""
     c, t, h, w = features.shape
     cam = np.zeros((t, h, w))
     for ch in range(c):
@@ -62,6 +62,8 @@ def slow_tube(features: np.ndarray, weight: np.ndarray, k: int, size) -> np.ndar
                         for m in np.nonzero(ww[d])[0]:
                             acc += wt[a, i] * wh[b, j] * ww[d, m] * cam[i, j, m]
                 out[a, b, d] = acc
+    if clip:
+        out = np.maximum(out, 0)
     return (out - out.min()) / (out.max() - out.min())
 
 
@@ -69,7 +71,8 @@ def test_cam_tube_equals_direct_computation():
     torch.manual_seed(0)
     model = ToyVideoNet().eval()
     clips = torch.randn(3, 3, 4, 8, 12)
-    result = SaliencyTubes(model)(clips)
+    result = SaliencyTubes(model, clip_negative=False)(clips)  # the original: min–max of the signed map
+    clipped = SaliencyTubes(model)(clips)
     features = model.forward_features(clips).detach().numpy()
     weight = model.fc.weight.detach().numpy()
     assert result.tubes.shape == (3, 4, 8, 12)
@@ -77,6 +80,7 @@ def test_cam_tube_equals_direct_computation():
         k = int(result.targets[b])
         assert k == int(model(clips[b : b + 1]).argmax())
         np.testing.assert_allclose(result.tubes[b].numpy(), slow_tube(features[b], weight, k, (4, 8, 12)), atol=1e-5)
+        np.testing.assert_allclose(clipped.tubes[b].numpy(), slow_tube(features[b], weight, k, (4, 8, 12), clip=True), atol=1e-5)
 
 
 def test_given_target_and_topk():

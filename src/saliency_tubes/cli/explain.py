@@ -59,6 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--topk", type=int, default=1, help="explain each of the top-K predicted classes (with --target pred)")
     p.add_argument("--method", choices=METHODS, default="saliency_tubes",
                    help="saliency_tubes (CAM from the classifier weights), gradcam or gradcam_pp")
+    p.add_argument("--keep-negative", action="store_true", help="saliency_tubes: normalise the signed map as the original "
+                   "code did, instead of clipping negative evidence to zero first")
     p.add_argument("--layer", help="layer for gradcam/gradcam_pp (a module name, e.g. layer3; default the last conv block)")
     p.add_argument("--max-frames", type=int, default=512, help="explain at most this many frames from the start of each video")
     p.add_argument("--batch-size", type=int, default=4, help="clips per forward pass")
@@ -115,8 +117,9 @@ class VideoExplainer:
 
     def __init__(self, model: torch.nn.Module, info: ModelInfo, device: torch.device, batch_size: int = 4,
                  max_frames: int = 512, alpha: float = 0.5, write_focus: bool = True, method: str = "saliency_tubes",
-                 layer: str | None = None):
+                 layer: str | None = None, clip_negative: bool = True):
         self.model, self.info, self.device = model, info, device
+        self.clip_negative = clip_negative
         self.method, self.layer = method, layer
         self.batch_size, self.max_frames, self.alpha, self.write_focus = batch_size, max_frames, alpha, write_focus
 
@@ -152,7 +155,8 @@ class VideoExplainer:
         for start, frames in self._batches(path, frames_idx[positions]):
             x = _model_input(frames, info).to(self.device)
             per_clip = torch.tensor([targets] * len(frames), device=self.device)  # B×K
-            maps = explain(self.model, x, self.method, target=per_clip, layer=self.layer, normalize=False).tubes
+            maps = explain(self.model, x, self.method, target=per_clip, layer=self.layer, normalize=False,
+                           clip_negative=self.clip_negative).tubes
             if stitcher is None:
                 stitcher = TubeStitcher(len(targets), n, tuple(maps.shape[-2:]))
             for j in range(len(frames)):
@@ -259,7 +263,7 @@ def run(args: argparse.Namespace) -> int:
         if args.layer not in dict(model.named_modules()):
             raise SaliencyTubesError(f"--layer {args.layer!r} is not a layer of {info.arch}")
     explainer = VideoExplainer(model, info, device, args.batch_size, args.max_frames, args.alpha, not args.no_focus,
-                               args.method, args.layer)
+                               args.method, args.layer, not args.keep_negative)
 
     out_root = ensure_writable_dir(args.out, "--out results")
     inputs = collect_inputs(args.inputs)

@@ -14,14 +14,16 @@ METHODS = ("saliency_tubes", "gradcam", "gradcam_pp")
 
 
 def explain(model: nn.Module, clips: torch.Tensor, method: str = "saliency_tubes", target=None, topk: int = 1,
-            layer: str | None = None, size: tuple[int, int, int] | None = None, clip_negative: bool = False,
+            layer: str | None = None, size: tuple[int, int, int] | None = None, clip_negative: bool = True,
             normalize: bool = True) -> Explanation:
     """Tubes (B×T×H×W in [0, 1], or B×K×… for several targets), logits and targets for a batch of clips.
 
     ``method``: ``saliency_tubes`` (CAM from the classifier weights, the default), ``gradcam`` or ``gradcam_pp``
     (on ``layer``, a module name; default the last conv block). ``target``: None (the prediction; with ``topk``
     the top-k), a class index, or one index (or K) per clip. ``size``: T×H×W of the tubes (default the clip's).
-    ``clip_negative`` zeroes negative CAM evidence before normalising (Grad-CAM maps are rectified anyway).
+    ``clip_negative`` (default) zeroes negative CAM evidence before normalising, as Grad-CAM's ReLU does, so a region
+    with no evidence for the class is 0 rather than lifted by the most negative one; ``False`` is the original
+    Saliency Tubes min–max over the signed map.
     ``normalize=False`` returns the raw upsampled maps, for stitching clips (see :mod:`.stitch`).
     """
     if method == "saliency_tubes":

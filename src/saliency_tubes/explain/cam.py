@@ -140,7 +140,7 @@ class SaliencyTubes:
     Side-effect free: the model's train/eval flags, parameter gradients, buffers and the RNG are left as found.
     """
 
-    def __init__(self, model: nn.Module, clip_negative: bool = False):
+    def __init__(self, model: nn.Module, clip_negative: bool = True):
         for attr in ("forward_features", "forward_head", "get_classifier"):
             if not callable(getattr(model, attr, None)):
                 raise TypeError(f"{type(model).__name__} lacks {attr}(); see the model contract in DESIGN.md")

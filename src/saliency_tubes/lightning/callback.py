@@ -50,7 +50,7 @@ class SaliencyTubesCallback(pl.Callback):
         every_n_epochs: explain every n-th validation epoch.
         fps: frame rate of the logged videos.
         display_height: videos smaller than this are upscaled (nearest neighbour) for the dashboard.
-        clip_negative: clip negative evidence to zero before normalising (CAM).
+        clip_negative: clip negative evidence to zero before normalising (CAM; ``false`` = the original min–max).
         seed: choice of the samples.
         method: ``saliency_tubes`` (CAM, almost free), ``gradcam`` or ``gradcam_pp`` (one backward pass).
         layer: the layer for the gradient methods (a module name of the model; default its last conv block).
@@ -65,7 +65,7 @@ class SaliencyTubesCallback(pl.Callback):
         every_n_epochs: int = 1,
         fps: float = 4.0,
         display_height: int = 192,
-        clip_negative: bool = False,
+        clip_negative: bool = True,
         seed: int = 0,
         method: str = "saliency_tubes",
         layer: str | None = None,
