@@ -3,16 +3,20 @@
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from torch import nn
 
 from ..errors import SaliencyTubesError
-from .resnet3d import ResNet3d, resnet3d_10, resnet3d_18
+from . import resnet2p1d, resnet3d, torchvision_video
+from .inflate import inflate_state_dict
+from .resnet2p1d import ResNet2p1d
+from .resnet3d import ResNet3d, reference_state_dict
 
 _MODELS: dict[str, Callable[..., nn.Module]] = {
-    "resnet3d_10": resnet3d_10,
-    "resnet3d_18": resnet3d_18,
+    **{f"resnet3d_{d}": getattr(resnet3d, f"resnet3d_{d}") for d in resnet3d.LAYERS},
+    **{f"resnet2p1d_{d}": getattr(resnet2p1d, f"resnet2p1d_{d}") for d in resnet3d.LAYERS},
+    **{name: getattr(torchvision_video, name) for name in ("r3d_18", "mc3_18", "r2plus1d_18")},
 }
 
 
@@ -30,4 +34,4 @@ def create_model(name: str, num_classes: int, **kwargs) -> nn.Module:
         raise SaliencyTubesError(f"bad arguments for {name}: {exc}") from None
 
 
-__all__ = ["ResNet3d", "create_model", "list_models"]
+__all__ = ["ResNet2p1d", "ResNet3d", "create_model", "inflate_state_dict", "list_models", "reference_state_dict"]

@@ -7,7 +7,7 @@ kenshohara/3D-ResNets-PyTorch, so that repository's checkpoints load with ``stri
 """
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -256,7 +256,7 @@ def reference_state_dict(checkpoint: Mapping) -> dict[str, torch.Tensor]:
     ``util_scripts/remove_dataparallel.py`` to strip them), its current ``save_checkpoint`` saves the unwrapped
     model's keys; both are accepted, as is a bare state_dict.
     """
-    state = checkpoint["state_dict"] if "state_dict" in checkpoint else checkpoint
+    state = checkpoint.get("state_dict", checkpoint)
     return {key.removeprefix("module."): value for key, value in state.items()}
 
 
