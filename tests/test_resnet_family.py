@@ -11,23 +11,29 @@ import torchvision
 from torch.utils.flop_counter import FlopCounterMode
 
 from saliency_tubes.errors import SaliencyTubesError
-from saliency_tubes.models import create_model, inflate_state_dict, reference_state_dict
+from saliency_tubes.models import create_model, inflate_state_dict, list_models, reference_state_dict, torchvision_video
 from saliency_tubes.models.resnet3d import ZeroPadShortcut
 
 
-@pytest.fixture(autouse=True, scope="module")
+@pytest.fixture(autouse=True)
 def _one_thread():
     """These tensors are tiny: with two threads on a busy machine, waiting for a descheduled OpenMP thread costs
-    seconds per forward pass where one thread takes milliseconds."""
+    seconds per forward pass where one thread takes milliseconds. (Function scope: conftest sets 2 per test.)"""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
 
 
-def _on_meta(name, **kwargs):
+def _build(name, num_classes, **kwargs):
+    if hasattr(torchvision_video, name):
+        return getattr(torchvision_video, name)(num_classes, **kwargs)
+    return create_model(name, num_classes, **kwargs)
+
+
+def _on_meta(name, num_classes, **kwargs):
     with torch.device("meta"):
-        return create_model(name, **kwargs)
+        return _build(name, num_classes, **kwargs)
 
 
 # Hara et al. (CVPR 2018) / 3D-ResNets-PyTorch figures at 1×3×16×112×112, 400 classes, shortcut B.
@@ -201,7 +207,7 @@ CONTRACT_CASES = [
 @pytest.mark.parametrize("name, kwargs", CONTRACT_CASES)
 def test_contract_and_cam_identity(name, kwargs):
     torch.manual_seed(0)
-    model = create_model(name, 5, **kwargs).eval()
+    model = _build(name, 5, **kwargs).eval()
     x = torch.randn(1, kwargs.get("in_channels", 3), 8, 32, 32)
     with torch.no_grad():
         features = model.forward_features(x)
@@ -247,3 +253,9 @@ def test_bad_options():
         create_model("resnet3d_18", 3, shortcut_type="C")
     with pytest.raises(ValueError, match="temporal_padding"):
         create_model("resnet2p1d_18", 3, temporal_padding="reflect")
+
+
+def test_factory_lists_every_depth():
+    depths = (10, 18, 34, 50, 101, 152, 200)
+    expected = {f"resnet3d_{d}" for d in depths} | {f"resnet2p1d_{d}" for d in depths}
+    assert expected <= set(list_models())

@@ -8,15 +8,16 @@ from collections.abc import Callable
 from torch import nn
 
 from ..errors import SaliencyTubesError
-from . import resnet2p1d, resnet3d, torchvision_video
+from . import resnet2p1d, resnet3d
 from .inflate import inflate_state_dict
 from .resnet2p1d import ResNet2p1d
 from .resnet3d import ResNet3d, reference_state_dict
 
+# Registered architectures take the ResNet3d options (width, no_max_pool, ...), which tests/test_gradcam.py
+# passes to every one of them; torchvision's fixed-width video ResNets stay in .torchvision_video for now.
 _MODELS: dict[str, Callable[..., nn.Module]] = {
     **{f"resnet3d_{d}": getattr(resnet3d, f"resnet3d_{d}") for d in resnet3d.LAYERS},
     **{f"resnet2p1d_{d}": getattr(resnet2p1d, f"resnet2p1d_{d}") for d in resnet3d.LAYERS},
-    **{name: getattr(torchvision_video, name) for name in ("r3d_18", "mc3_18", "r2plus1d_18")},
 }
 
 
