@@ -5,7 +5,7 @@ from safetensors.torch import save_file
 
 from saliency_tubes.errors import SaliencyTubesError
 from saliency_tubes.models import create_model, read_weight_file
-from saliency_tubes.models.pretrained import inflate_kernel
+from saliency_tubes.models.inflate import inflate_kernel
 
 SMALL = dict(width=8, conv1_t_size=3, no_max_pool=True)
 

@@ -104,16 +104,24 @@ class VideoClassifier(pl.LightningModule):
             module.requires_grad_(False)
         return frozen
 
+    def _keep_frozen_in_eval(self) -> None:
+        """Frozen stages (and with ``freeze_bn_stats`` every BatchNorm) keep their running statistics."""
+        for module in self._frozen:
+            module.eval()
+        if self.hparams.freeze_bn_stats:
+            for module in self.model.modules():
+                if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                    module.eval()
+
     def train(self, mode: bool = True):
         super().train(mode)
-        if mode:  # frozen parts keep their BatchNorm statistics (Lightning calls train() each epoch)
-            for module in self._frozen:
-                module.eval()
-            if self.hparams.freeze_bn_stats:
-                for module in self.model.modules():
-                    if isinstance(module, nn.modules.batchnorm._BatchNorm):
-                        module.eval()
+        if mode:
+            self._keep_frozen_in_eval()
         return self
+
+    def on_train_epoch_start(self) -> None:
+        # Lightning does not call train() when fitting starts; it restores each module's mode after validation.
+        self._keep_frozen_in_eval()
 
     def forward(self, clips: torch.Tensor) -> torch.Tensor:
         if self.hparams.channels_last:

@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from ..errors import SaliencyTubesError, first_line
+from .inflate import inflate_kernel
 
 log = logging.getLogger(__name__)
 
@@ -132,12 +133,6 @@ def classifier_name(model: nn.Module) -> str:
     """The module name of the model's final linear layer (the contract's ``get_classifier()``)."""
     head = model.get_classifier()
     return next(name for name, module in model.named_modules() if module is head)
-
-
-def inflate_kernel(weight_2d: torch.Tensor, time: int) -> torch.Tensor:
-    """I3D inflation: repeat a 2D kernel over ``time`` and divide by it, so a clip of identical frames gives the
-    2D response (away from zero-padded clip ends)."""
-    return weight_2d.unsqueeze(2).repeat(1, 1, time, 1, 1) / time
 
 
 def fit_state_dict(model: nn.Module, weights: WeightFile, source: str = "weights") -> tuple[dict, LoadReport]:
