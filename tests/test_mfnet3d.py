@@ -7,6 +7,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 from saliency_tubes.models.mfnet3d import MFNet3D, mfnet3d
@@ -19,25 +20,26 @@ GROUPS = 16
 
 
 def reference_convs(frames=16, size=224):
-    """(module name, in channels, out channels, groups, kernel, output grid) of every convolution, in order."""
+    """(module name, in channels, out channels, groups, kernel, stride, output grid) of every convolution, in order."""
     grid = (frames, size // 2, size // 2)
-    convs = [("conv1", 3, 16, 1, (3, 5, 5), grid)]
+    convs = [("conv1", 3, 16, 1, (3, 5, 5), (1, 2, 2), grid)]
     grid = (grid[0], grid[1] // 2, grid[2] // 2)  # max-pool (1,3,3)/(1,2,2)
     num_in = 16
     for stage, units, width, stride in REFERENCE_STAGES:
         for i in range(1, units + 1):
             name, first = f"{stage}.B{i:02d}", i == 1
-            out_grid = tuple(math.ceil(g / s) for g, s in zip(grid, stride)) if first else grid
+            stride = stride if first else (1, 1, 1)
+            out_grid = tuple(math.ceil(g / s) for g, s in zip(grid, stride))
             convs += [
-                (f"{name}.conv_i1", num_in, width // 4, 1, (1, 1, 1), grid),
-                (f"{name}.conv_i2", width // 4, num_in, 1, (1, 1, 1), grid),
-                (f"{name}.conv_m1", num_in, width, GROUPS, (3, 3, 3), out_grid),
-                (f"{name}.conv_m2", width, width, 1, (1, 1, 1), out_grid)
+                (f"{name}.conv_i1", num_in, width // 4, 1, (1, 1, 1), (1, 1, 1), grid),
+                (f"{name}.conv_i2", width // 4, num_in, 1, (1, 1, 1), (1, 1, 1), grid),
+                (f"{name}.conv_m1", num_in, width, GROUPS, (3, 3, 3), stride, out_grid),
+                (f"{name}.conv_m2", width, width, 1, (1, 1, 1), (1, 1, 1), out_grid)
                 if first
-                else (f"{name}.conv_m2", width, width, GROUPS, (1, 3, 3), out_grid),
+                else (f"{name}.conv_m2", width, width, GROUPS, (1, 3, 3), (1, 1, 1), out_grid),
             ]
             if first:
-                convs.append((f"{name}.conv_w1", num_in, width, 1, (1, 1, 1), out_grid))
+                convs.append((f"{name}.conv_w1", num_in, width, 1, (1, 1, 1), stride, out_grid))
             grid, num_in = out_grid, width
     return convs
 
@@ -50,12 +52,41 @@ def reference_state_dict(num_classes=400, num_batches_tracked=False):
         shapes = {f"{prefix}.{p}": (channels,) for p in stats}
         return shapes | ({f"{prefix}.num_batches_tracked": ()} if num_batches_tracked else {})
 
-    (_, cin, cout, _, kernel, _), *units = reference_convs()
+    (_, cin, cout, _, kernel, _, _), *units = reference_convs()
     shapes = {"module.conv1.conv.weight": (cout, cin, *kernel)} | bn("module.conv1.bn", cout)
-    for name, cin, cout, groups, kernel, _ in units:  # BN_AC_CONV3D: BN and ReLU on the input, then the conv
+    for name, cin, cout, groups, kernel, _, _ in units:  # BN_AC_CONV3D: BN and ReLU on the input, then the conv
         shapes |= bn(f"module.{name}.bn", cin) | {f"module.{name}.conv.weight": (cout, cin // groups, *kernel)}
     shapes |= bn("module.tail.bn", 768) | {"module.classifier.weight": (num_classes, 768), "module.classifier.bias": (num_classes,)}
     return {k: torch.randn(s) if s else torch.tensor(7) for k, s in shapes.items()}
+
+
+def reference_forward(state, x):
+    """Eval-mode forward of the reference, written from its rules with the functional API: conv1 is
+    conv→BN→ReLU, every other conv is BN→ReLU→conv; a unit adds the multiplexer's output to its input, runs the
+    fibers, and adds the input (through conv_w1 in the first unit); then tail BN→ReLU, mean, classifier."""
+
+    def bn_relu(name, h):
+        stats = [state[f"{name}.{p}"] for p in ("running_mean", "running_var", "weight", "bias")]
+        return F.relu(F.batch_norm(h, *stats, training=False, eps=1e-5))
+
+    convs = {name: (groups, kernel, stride) for name, _, _, groups, kernel, stride, _ in reference_convs()}
+
+    def conv(name, h):
+        groups, kernel, stride = convs[name]
+        padding = tuple(k // 2 for k in kernel)
+        return F.conv3d(h, state[f"{name}.conv.weight"], stride=stride, padding=padding, groups=groups)
+
+    def bac(name, h):
+        return conv(name, bn_relu(f"{name}.bn", h))
+
+    h = F.max_pool3d(bn_relu("conv1.bn", conv("conv1", x)), (1, 3, 3), (1, 2, 2), (0, 1, 1))
+    for stage, units, _, _ in REFERENCE_STAGES:
+        for i in range(1, units + 1):
+            u = f"{stage}.B{i:02d}"
+            mixed = h + bac(f"{u}.conv_i2", bac(f"{u}.conv_i1", h))
+            fibers = bac(f"{u}.conv_m2", bac(f"{u}.conv_m1", mixed))
+            h = fibers + (bac(f"{u}.conv_w1", h) if f"{u}.conv_w1" in convs else h)
+    return F.linear(bn_relu("tail.bn", h).mean((2, 3, 4)), state["classifier.weight"], state["classifier.bias"])
 
 
 @pytest.fixture(autouse=True)
@@ -80,7 +111,7 @@ def test_reference_checkpoint_loads_strictly(num_batches_tracked):
     state = {k.removeprefix("module."): v for k, v in saved.items()}
     net = MFNet3D(num_classes=400)
     ours = net.state_dict()
-    assert {k: tuple(v.shape) for k, v in state.items()} == {k: tuple(ours[k].shape) for k in state}
+    assert {k: tuple(v.shape) for k, v in state.items()} == {k: tuple(ours[k].shape) for k in state if k in ours}
     result = net.load_state_dict(state, strict=True)
     assert not result.missing_keys and not result.unexpected_keys
     for key in ("conv2.B01.conv_w1.conv.weight", "conv5.B03.conv_m2.bn.running_var", "tail.bn.weight", "classifier.bias"):
@@ -96,7 +127,7 @@ def test_parameters_and_multiply_adds():
     with counter, torch.no_grad():
         net(clip)
     macs = counter.get_total_flops() // 2  # FlopCounterMode counts 2 FLOPs per multiply-add of conv/linear
-    expected = sum(cout * cin // groups * math.prod(k) * math.prod(g) for _, cin, cout, groups, k, g in reference_convs()) + 768 * 400
+    expected = sum(cout * cin // groups * math.prod(k) * math.prod(g) for _, cin, cout, groups, k, _, g in reference_convs()) + 768 * 400
     assert macs == expected
     # Conv+linear give 11.045 G, 1.2% under the quoted 11.18 G; adding 2 ops per BatchNorm element (as
     # thop-style counters do) gives 11.18 G, so the quoted figure counts BN too.
@@ -113,6 +144,19 @@ def test_contract_and_saliency_tube_equals_logit(model):
     w, b = model.classifier.weight, model.classifier.bias
     tubes = torch.einsum("kc,bcthw->bkthw", w, features)
     torch.testing.assert_close(tubes.mean((2, 3, 4)) + b, logits)
+
+
+def test_forward_matches_the_reference_computation():
+    """Strict loading checks names and shapes only; this checks the layer order that gives the weights meaning."""
+    net = MFNet3D(num_classes=5).eval()
+    with torch.no_grad():
+        for name, tensor in net.state_dict().items():  # random BN statistics and affines: no BN is an identity
+            if name.endswith(("bn.weight", "running_var")):
+                tensor.uniform_(0.5, 1.5)
+            elif name.endswith(("bn.bias", "running_mean")):
+                tensor.normal_(0, 0.1)
+        x = torch.randn(1, 3, 4, 64, 64)
+        torch.testing.assert_close(net(x), reference_forward(net.state_dict(), x), rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("frames", [8, 32])
