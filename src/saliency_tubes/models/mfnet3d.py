@@ -69,7 +69,7 @@ class MFUnit(nn.Module):
 
 
 class MFNet3D(nn.Module):
-    """MFNet-3D with 16 fibers: 8.0M parameters, 11.2 G multiply-adds on a 16×224×224 clip (400 classes).
+    """MFNet-3D with 16 fibers: 8.0M parameters, 11.05 G conv/linear multiply-adds on a 16×224×224 clip (400 classes).
 
     Args:
         num_classes: size of the classifier.
