@@ -262,15 +262,18 @@ def test_nan_loss_stops_with_one_line(tmp_path, tiny_dataset):
     assert "training loss became nan" in _train_error(tmp_path, tiny_dataset, "--model.lr", "1e30")
 
 
-@pytest.mark.parametrize("arch", ["resnet3d_10"])
+@pytest.mark.parametrize("arch", ["resnet3d_10", "r3d_18"])
 def test_explain_a_bare_public_weight_file(arch, foreign_video, tmp_path):
-    """A public release (here: a 3D-ResNets-PyTorch container) explained without training: --arch, class names."""
+    """A public release (a 3D-ResNets-PyTorch container, a torchvision state_dict) explained without training."""
     from saliency_tubes.models import create_model
 
     torch.manual_seed(0)
     model = create_model(arch, 3).eval()
     weights = tmp_path / "release.pth"
-    torch.save({"epoch": 200, "arch": arch, "state_dict": {f"module.{k}": v for k, v in model.state_dict().items()}}, weights)
+    if arch.startswith("resnet"):
+        torch.save({"epoch": 200, "arch": arch, "state_dict": {f"module.{k}": v for k, v in model.state_dict().items()}}, weights)
+    else:
+        torch.save(model.state_dict(), weights)
     (tmp_path / "classes.txt").write_text("walk\nrun\njump\n")
     out = tmp_path / "o"
     proc = _run("explain.py", "--checkpoint", str(weights), "--arch", arch, "--class-names", str(tmp_path / "classes.txt"),
@@ -280,7 +283,7 @@ def test_explain_a_bare_public_weight_file(arch, foreign_video, tmp_path):
     assert result["clip_len"] == 16 and result["input_size"] == 112  # the architecture's reference input
     assert {p["class"] for p in result["predictions"]} == {"walk", "run", "jump"}
     saliency = np.load(out / foreign_video.stem / "saliency.npy")
-    assert saliency.shape[1:] == (97, 131) and saliency.max() == 1
+    assert saliency.shape[1:] == (97, 131) and saliency.min() == 0 and saliency.max() > 0.95
     for extra, message in ((["--num-classes", "5"], "has a 3-class classifier, not 5"),
                            (["--class-names", str(weights)], "class names"),
                            ([], None)):

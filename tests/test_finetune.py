@@ -5,7 +5,7 @@ import torch
 
 from saliency_tubes.data import VideoDataModule
 from saliency_tubes.lightning import VideoClassifier
-from saliency_tubes.models import create_model
+from saliency_tubes.models import create_model, stage_groups
 
 ARCH = {"width": 4, "conv1_t_size": 3, "no_max_pool": True}
 
@@ -68,3 +68,14 @@ def test_bad_fine_tuning_settings():
         VideoClassifier(arch="resnet3d_10", num_classes=3, arch_kwargs=ARCH, freeze_stages=6)
     with pytest.raises(ValueError, match="backbone_lr_mult"):
         VideoClassifier(arch="resnet3d_10", num_classes=3, arch_kwargs=ARCH, backbone_lr_mult=-1)
+
+
+@pytest.mark.parametrize("arch, kwargs", [("resnet3d_10", ARCH), ("resnet2p1d_10", ARCH), ("resnet3d_50", ARCH), ("r3d_18", {}),
+                                          ("mfnet3d", {})])
+def test_every_architecture_names_five_stages_covering_the_backbone(arch, kwargs):
+    model = create_model(arch, 3, **kwargs)
+    stages = stage_groups(model)
+    assert len(stages) == 5
+    in_stages = {id(p) for stage in stages for m in stage for p in m.parameters()}
+    head = {id(p) for p in model.get_classifier().parameters()}
+    assert in_stages | head == {id(p) for p in model.parameters()} and not in_stages & head

@@ -124,3 +124,40 @@ def test_models_in_timms_registry(tmp_path):
     assert model.pretrained_report.kept and model.fc.out_features == 5
     with pytest.raises(SaliencyTubesError, match="no hub weights"):
         timm.create_model("resnet3d_10", pretrained=True)
+
+
+def test_public_formats_through_the_factory(tmp_path):
+    """Each public release format, saved as its project saves it, found by create_model(pretrained=...) alone."""
+    import timm
+    import torchvision
+
+    clip = torch.randn(1, 3, 4, 32, 32)
+    # torchvision: a bare state_dict; same logits as torchvision's own model; fine-tuning to 7 classes keeps the rest
+    torch.manual_seed(0)
+    theirs = torchvision.models.video.r2plus1d_18(weights=None).eval()
+    torch.save(theirs.state_dict(), tmp_path / "r2plus1d_18-91a641e6.pth")
+    ours = create_model("r2plus1d_18", 400, pretrained=tmp_path / "r2plus1d_18-91a641e6.pth").eval()
+    assert ours.pretrained_report.format == "plain state_dict" and not ours.pretrained_report.missing
+    with torch.no_grad():
+        torch.testing.assert_close(ours(clip), theirs(clip))
+    tuned = create_model("r2plus1d_18", 7, pretrained=tmp_path / "r2plus1d_18-91a641e6.pth")
+    assert tuned.pretrained_report.replaced == ["fc.weight", "fc.bias"]
+    # PyTorch-MFNet: {'epoch', 'state_dict'} with 'module.' keys from DataParallel
+    source = create_model("mfnet3d", 400).eval()
+    torch.save({"epoch": 40, "state_dict": {f"module.{k}": v for k, v in source.state_dict().items()}}, tmp_path / "mfnet.pth")
+    mfnet = create_model("mfnet3d", 101, pretrained=tmp_path / "mfnet.pth")
+    assert mfnet.pretrained_report.format == "PyTorch-MFNet checkpoint"
+    assert mfnet.pretrained_report.replaced == ["classifier.weight", "classifier.bias"] and not mfnet.pretrained_report.missing
+    # timm 2D ImageNet weights: inflated into a 3D ResNet-50; a boring video gives the 2D features
+    model_2d = timm.create_model("resnet50", pretrained=False, num_classes=10).eval()
+    torch.save(model_2d.state_dict(), tmp_path / "resnet50_a1.pth")
+    model_3d = create_model("resnet3d_50", 10, pretrained=tmp_path / "resnet50_a1.pth", conv1_t_size=5,
+                            temporal_padding="replicate").eval()
+    report = model_3d.pretrained_report
+    assert "2D inflated" in report.format and "conv1.weight" in report.inflated and not report.missing
+    frame = torch.randn(1, 3, 48, 48)
+    with torch.no_grad():
+        torch.testing.assert_close(model_3d(frame.unsqueeze(2).expand(-1, -1, 4, -1, -1)), model_2d(frame), atol=1e-4, rtol=1e-4)
+    # weights of one architecture offered to another: one line naming the first key
+    with pytest.raises(SaliencyTubesError, match="first unknown key 'stem.0.weight'"):
+        create_model("resnet3d_18", 400, pretrained=tmp_path / "r2plus1d_18-91a641e6.pth")

@@ -128,6 +128,9 @@ class MFNet3D(nn.Module):
     def get_classifier(self) -> nn.Linear:
         return self.classifier
 
+    def stage_groups(self) -> list[list[nn.Module]]:
+        return [[self.conv1], [self.conv2], [self.conv3], [self.conv4], [self.conv5, self.tail]]
+
 
 def mfnet3d(num_classes: int = 400, **kwargs) -> MFNet3D:
     return MFNet3D(num_classes=num_classes, **kwargs)
