@@ -79,3 +79,15 @@ def test_every_architecture_names_five_stages_covering_the_backbone(arch, kwargs
     in_stages = {id(p) for stage in stages for m in stage for p in m.parameters()}
     head = {id(p) for p in model.get_classifier().parameters()}
     assert in_stages | head == {id(p) for p in model.parameters()} and not in_stages & head
+
+
+def test_channels_last_where_it_was_measured_faster_same_outputs():
+    torch.manual_seed(0)
+    auto = VideoClassifier(arch="mfnet3d", num_classes=3).eval()
+    plain = VideoClassifier(arch="mfnet3d", num_classes=3, channels_last=False).eval()
+    plain.load_state_dict(auto.state_dict())
+    assert auto.model.conv1.conv.weight.is_contiguous(memory_format=torch.channels_last_3d)
+    assert not VideoClassifier(arch="resnet3d_10", num_classes=3, arch_kwargs=ARCH)._channels_last
+    clips = torch.randn(2, 3, 4, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(auto(clips), plain(clips), atol=1e-4, rtol=1e-4)

@@ -16,6 +16,10 @@ from ..errors import SaliencyTubesError
 from ..models import create_model, stage_groups
 
 
+# Architectures whose training step benchmarks/train_step.py measured faster in channels_last_3d, same loss.
+CHANNELS_LAST_WINS = {"mfnet3d"}
+
+
 class VideoClassifier(pl.LightningModule):
     """Cross-entropy training of a model from :func:`saliency_tubes.models.create_model`.
 
@@ -38,7 +42,8 @@ class VideoClassifier(pl.LightningModule):
         backbone_lr_mult: learning rate of the backbone relative to the classifier's (PyTorch-MFNet fine-tuned
             UCF101 with 0.2).
         freeze_bn_stats: keep every BatchNorm's running statistics fixed (useful with small fine-tuning batches).
-        channels_last: run convolutions in the ``channels_last_3d`` memory format (mostly a GPU mixed-precision gain).
+        channels_last: run convolutions in the ``channels_last_3d`` memory format; ``None`` (default) uses it where
+            ``benchmarks/train_step.py`` measured a gain with the same loss (MFNet-3D's grouped convolutions).
         compile: run the model's forward through ``torch.compile`` (the weights and the checkpoint keys stay the same).
             ``benchmarks/train_step.py`` measures both against the plain model.
     """
@@ -65,7 +70,7 @@ class VideoClassifier(pl.LightningModule):
         freeze_stages: int = 0,
         backbone_lr_mult: float = 1.0,
         freeze_bn_stats: bool = False,
-        channels_last: bool = False,
+        channels_last: bool | None = None,
         compile: bool = False,
     ):
         super().__init__()
@@ -82,7 +87,8 @@ class VideoClassifier(pl.LightningModule):
         if pretrained is not None:
             rank_zero_info(f"Pretrained weights {pretrained} — {self.model.pretrained_report.summary()}")
         self._frozen = self._freeze(freeze_stages)
-        if channels_last:
+        self._channels_last = arch in CHANNELS_LAST_WINS if channels_last is None else channels_last
+        if self._channels_last:
             self.model.to(memory_format=torch.channels_last_3d)
         # kept out of the module tree, so checkpoints hold the plain model's keys
         object.__setattr__(self, "_forward", torch.compile(self.model) if compile else self.model)
@@ -124,7 +130,7 @@ class VideoClassifier(pl.LightningModule):
         self._keep_frozen_in_eval()
 
     def forward(self, clips: torch.Tensor) -> torch.Tensor:
-        if self.hparams.channels_last:
+        if self._channels_last:
             clips = clips.contiguous(memory_format=torch.channels_last_3d)
         return self._forward(clips)
 
