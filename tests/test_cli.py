@@ -294,3 +294,26 @@ def test_explain_a_bare_public_weight_file(arch, foreign_video, tmp_path):
             proc = _run("explain.py", "--checkpoint", str(weights), "--arch", arch, *extra, str(foreign_video), "--out",
                         str(out), cwd=tmp_path)
         assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and message in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("preset", ["finetune_mfnet_ucf101", "finetune_r3d18_ucf101", "kinetics_r3d50"])
+def test_presets_parse(preset, tmp_path):
+    proc = _run("train.py", "fit", "--config", str(REPO / "configs" / f"{preset}.yaml"), "--model.pretrained", "w.pth",
+                "--print_config", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "pretrained: w.pth" in proc.stdout and "layout:" in proc.stdout
+
+
+def test_fine_tuning_through_train_py(trained, tiny_dataset, tmp_path):
+    """--model.pretrained with a checkpoint of this project, frozen stem, lower backbone learning rate."""
+    cwd, _ = trained
+    ckpt = next((cwd / "checkpoints").glob("*/last.ckpt"))
+    proc = _run("train.py", "fit", "--config", str(REPO / "configs" / "default.yaml"), "--data.root", str(tiny_dataset),
+                *TINY_TRAIN, "--trainer.max_epochs", "1", "--trainer.logger", "false", "--model.pretrained", str(ckpt),
+                "--model.freeze_stages", "1", "--model.backbone_lr_mult", "0.2", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "saliency-tubes checkpoint: " in proc.stdout + proc.stderr and "tensors kept" in proc.stdout + proc.stderr
+    tuned = torch.load(next((tmp_path / "checkpoints").glob("*/last.ckpt")), weights_only=True)["state_dict"]
+    source = torch.load(ckpt, weights_only=True)["state_dict"]
+    assert torch.equal(tuned["model.conv1.weight"], source["model.conv1.weight"])  # frozen stem
+    assert not torch.equal(tuned["model.layer2.0.conv1.weight"], source["model.layer2.0.conv1.weight"])
