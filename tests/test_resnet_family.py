@@ -11,7 +11,8 @@ import torchvision
 from torch.utils.flop_counter import FlopCounterMode
 
 from saliency_tubes.errors import SaliencyTubesError
-from saliency_tubes.models import create_model, inflate_state_dict, list_models, reference_state_dict, torchvision_video
+from saliency_tubes.models import create_model, inflate_state_dict, list_models, torchvision_video
+from saliency_tubes.models.pretrained import fit_state_dict, interpret_checkpoint
 from saliency_tubes.models.resnet3d import ZeroPadShortcut
 
 
@@ -124,7 +125,11 @@ def test_reference_checkpoint_loads_strictly(name, depth, two_plus_one):
     }
     model = _on_meta(name, num_classes=700)
     assert {k: tuple(v.shape) for k, v in model.state_dict().items()} == layout
-    result = model.load_state_dict(reference_state_dict(checkpoint), strict=True)
+    weights = interpret_checkpoint(checkpoint)
+    assert weights.format == "3D-ResNets-PyTorch / timm checkpoint"
+    state, report = fit_state_dict(model, weights)
+    assert not report.missing and not report.replaced and len(report.kept) == len(layout)
+    result = model.load_state_dict(state, strict=True, assign=True)
     assert not result.missing_keys and not result.unexpected_keys
 
 

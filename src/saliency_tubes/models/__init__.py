@@ -14,7 +14,7 @@ from torch import nn
 from ..errors import SaliencyTubesError
 from .inflate import inflate_state_dict
 from .pretrained import LoadReport, load_weights, read_weight_file
-from .resnet3d import LAYERS, ResNet3d, reference_state_dict
+from .resnet3d import LAYERS, ResNet3d
 
 
 @dataclass(frozen=True)
@@ -36,19 +36,20 @@ TORCHVISION_INPUT = InputConfig(16, 1, 112, (0.43216, 0.394666, 0.37645), (0.228
 MFNET_INPUT = InputConfig(16, 2, 224, (124 / 255, 117 / 255, 104 / 255), (1 / (0.0167 * 255),) * 3)
 
 
-def _lazy(module: str, name: str) -> Callable[..., nn.Module]:
-    """The constructor ``module.name``, imported on first use (torchvision alone costs a second at start-up)."""
+def _lazy(module: str, name: str, *args) -> Callable[..., nn.Module]:
+    """The constructor ``module.name`` (with leading ``args``), imported on first use (torchvision alone costs a
+    second at start-up)."""
 
     def build(**kwargs) -> nn.Module:
-        return getattr(import_module(f".{module}", __name__), name)(**kwargs)
+        return getattr(import_module(f".{module}", __name__), name)(*args, **kwargs)
 
     return build
 
 
 _MODELS: dict[str, tuple[Callable[..., nn.Module], InputConfig]] = {
     "mfnet3d": (_lazy("mfnet3d", "mfnet3d"), MFNET_INPUT),
-    **{f"resnet3d_{d}": (_lazy("resnet3d", f"resnet3d_{d}"), HARA_INPUT) for d in LAYERS},
-    **{f"resnet2p1d_{d}": (_lazy("resnet2p1d", f"resnet2p1d_{d}"), HARA_INPUT) for d in LAYERS},
+    **{f"resnet3d_{d}": (_lazy("resnet3d", "resnet3d", d), HARA_INPUT) for d in LAYERS},
+    **{f"resnet2p1d_{d}": (_lazy("resnet2p1d", "resnet2p1d", d), HARA_INPUT) for d in LAYERS},
     **{name: (_lazy("torchvision_video", name), TORCHVISION_INPUT) for name in ("r3d_18", "mc3_18", "r2plus1d_18")},
 }
 
@@ -117,4 +118,4 @@ def register_timm() -> list[str]:
 
 
 __all__ = ["InputConfig", "LoadReport", "ResNet3d", "create_model", "inflate_state_dict", "input_config", "list_models",
-           "load_weights", "read_weight_file", "reference_state_dict", "register_timm", "stage_groups"]
+           "load_weights", "read_weight_file", "register_timm", "stage_groups"]

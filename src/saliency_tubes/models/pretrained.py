@@ -83,6 +83,11 @@ def _read_torch(path: Path) -> WeightFile:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise SaliencyTubesError(f"{path} cannot be loaded safely: {first_line(exc)}") from None
+    return interpret_checkpoint(obj, path)
+
+
+def interpret_checkpoint(obj: object, path: str | Path = "checkpoint") -> WeightFile:
+    """The weights inside a loaded checkpoint object, whichever of the supported layouts it has."""
     if not isinstance(obj, dict):
         raise SaliencyTubesError(f"{path} fits no supported weight format (it holds a {type(obj).__name__}, not a dict)")
     if isinstance(obj.get("state_dict"), dict) and isinstance(obj.get("hyper_parameters"), dict):

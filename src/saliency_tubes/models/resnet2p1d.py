@@ -104,33 +104,6 @@ class ResNet2p1d(ResNet3d):
         return self.relu(self.bn1_t(self.conv1_t(x)))
 
 
-def _resnet2p1d(depth: int, num_classes: int, kwargs: dict) -> ResNet2p1d:
+def resnet2p1d(depth: int, num_classes: int = 400, **kwargs) -> ResNet2p1d:
+    """The reference's ``resnet2p1d.generate_model(depth)``."""
     return ResNet2p1d(LAYERS[depth], num_classes=num_classes, bottleneck=depth >= 50, **kwargs)
-
-
-def resnet2p1d_10(num_classes: int = 400, **kwargs) -> ResNet2p1d:
-    return _resnet2p1d(10, num_classes, kwargs)
-
-
-def resnet2p1d_18(num_classes: int = 400, **kwargs) -> ResNet2p1d:
-    return _resnet2p1d(18, num_classes, kwargs)
-
-
-def resnet2p1d_34(num_classes: int = 400, **kwargs) -> ResNet2p1d:
-    return _resnet2p1d(34, num_classes, kwargs)
-
-
-def resnet2p1d_50(num_classes: int = 400, **kwargs) -> ResNet2p1d:
-    return _resnet2p1d(50, num_classes, kwargs)
-
-
-def resnet2p1d_101(num_classes: int = 400, **kwargs) -> ResNet2p1d:
-    return _resnet2p1d(101, num_classes, kwargs)
-
-
-def resnet2p1d_152(num_classes: int = 400, **kwargs) -> ResNet2p1d:
-    return _resnet2p1d(152, num_classes, kwargs)
-
-
-def resnet2p1d_200(num_classes: int = 400, **kwargs) -> ResNet2p1d:
-    return _resnet2p1d(200, num_classes, kwargs)

@@ -1,13 +1,13 @@
 """3D ResNets (Hara et al., CVPR 2018) following the model contract of DESIGN.md.
 
 The architecture, its defaults and its parameter names follow ``models/resnet.py`` of
-kenshohara/3D-ResNets-PyTorch, so that repository's checkpoints load with ``strict=True`` (see
-:func:`reference_state_dict`). ``forward_features`` returns the last residual stage's output (B×C×T'×H'×W'),
+kenshohara/3D-ResNets-PyTorch, so that repository's checkpoints load with ``strict=True`` (through
+:mod:`.pretrained`). ``forward_features`` returns the last residual stage's output (B×C×T'×H'×W'),
 ``forward_head`` pools it adaptively and applies the linear classifier ``fc``.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -254,45 +254,6 @@ class ResNet3d(nn.Module):
         return [stem, *([getattr(self, name)] for name in stages)]
 
 
-def reference_state_dict(checkpoint: Mapping) -> dict[str, torch.Tensor]:
-    """The weights of a 3D-ResNets-PyTorch checkpoint, ready for ``load_state_dict(..., strict=True)``.
-
-    Its ``main.py`` saves ``{'epoch', 'arch', 'state_dict', 'optimizer', 'scheduler'}``. Models saved from an
-    ``nn.DataParallel`` carry ``module.``-prefixed keys (the repository ships
-    ``util_scripts/remove_dataparallel.py`` to strip them), its current ``save_checkpoint`` saves the unwrapped
-    model's keys; both are accepted, as is a bare state_dict.
-    """
-    state = checkpoint.get("state_dict", checkpoint)
-    return {key.removeprefix("module."): value for key, value in state.items()}
-
-
-def _resnet(depth: int, num_classes: int, kwargs: dict) -> ResNet3d:
+def resnet3d(depth: int, num_classes: int = 400, **kwargs) -> ResNet3d:
+    """The reference's ``generate_model(depth)``: basic blocks up to depth 34, bottlenecks from 50."""
     return ResNet3d(LAYERS[depth], num_classes=num_classes, bottleneck=depth >= 50, **kwargs)
-
-
-def resnet3d_10(num_classes: int = 400, **kwargs) -> ResNet3d:
-    return _resnet(10, num_classes, kwargs)
-
-
-def resnet3d_18(num_classes: int = 400, **kwargs) -> ResNet3d:
-    return _resnet(18, num_classes, kwargs)
-
-
-def resnet3d_34(num_classes: int = 400, **kwargs) -> ResNet3d:
-    return _resnet(34, num_classes, kwargs)
-
-
-def resnet3d_50(num_classes: int = 400, **kwargs) -> ResNet3d:
-    return _resnet(50, num_classes, kwargs)
-
-
-def resnet3d_101(num_classes: int = 400, **kwargs) -> ResNet3d:
-    return _resnet(101, num_classes, kwargs)
-
-
-def resnet3d_152(num_classes: int = 400, **kwargs) -> ResNet3d:
-    return _resnet(152, num_classes, kwargs)
-
-
-def resnet3d_200(num_classes: int = 400, **kwargs) -> ResNet3d:
-    return _resnet(200, num_classes, kwargs)
