@@ -132,3 +132,34 @@ def test_trainer_test_on_the_tiny_dataset_leaves_the_resume_state_alone(tiny_dat
 def test_bad_test_settings_are_one_line_errors(tmp_path):
     with pytest.raises(SaliencyTubesError, match="1 or 3 crops"):
         VideoDataModule(root=str(tmp_path), test_crops=2)
+
+
+@pytest.mark.slow
+def test_train_py_test_under_ddp_matches_one_process(tmp_path, tiny_dataset):
+    """``train.py test`` through LightningCLI, on 13 videos: two ranks (7 and 6 videos) report what one process does."""
+    import shutil
+
+    from conftest import REPO
+    from test_cli import TINY_TRAIN, _run
+
+    root = tmp_path / "odd"
+    shutil.copytree(tiny_dataset, root)
+    shutil.copy(root / "val" / "grow" / "0000.mp4", root / "val" / "grow" / "0009.mp4")
+    pl.seed_everything(0, verbose=False)
+    dm = _datamodule(root, clip_len=4, stride=2)
+    model = VideoClassifier(arch="resnet3d_10", num_classes=dm.num_classes, class_names=dm.class_names,
+                            arch_kwargs={**ARCH, "stage_t_stride": 1}, clip_len=4, stride=2, input_size=32)
+    trainer = pl.Trainer(max_epochs=1, limit_train_batches=2, limit_val_batches=0, accelerator="cpu", logger=False,
+                         enable_checkpointing=False, enable_progress_bar=False)
+    trainer.fit(model, dm)
+    ckpt = tmp_path / "model.ckpt"
+    trainer.save_checkpoint(ckpt)
+    common = ["test", "--config", str(REPO / "configs" / "default.yaml"), "--data.root", str(root), *TINY_TRAIN,
+              "--data.test_clips", "3", "--ckpt_path", str(ckpt), "--trainer.logger", "false"]
+    tables = []
+    for devices in (["--trainer.devices", "1"], ["--trainer.devices", "2", "--trainer.strategy", "ddp", "--trainer.accelerator", "cpu"]):
+        proc = _run("train.py", *common, *devices, cwd=tmp_path, env={"PYTHONPATH": str(REPO / "src")})
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        tables.append([line for line in proc.stdout.splitlines() if "test/" in line])
+    assert len(tables[0]) == 5 and tables[0] == tables[1]
+    assert "13.0" in next(line for line in tables[0] if "test/videos" in line)
