@@ -183,6 +183,8 @@ def memory(args, folder: Path) -> None:
     seconds = 4 if args.quick else 10
     files = make_files(folder, seconds)
     plan = [(path, s) for k, (_, path) in enumerate(files) for s in clip_starts(seconds * FPS, 50, seed=k)]
+    reset_peak()
+    print(f"RSS before decoding {peak_rss_mib()[0]:.1f} MiB (Python, torch, Lightning and the readers imported)")
     peaks = []
     for p in range(5):
         reset = reset_peak()
