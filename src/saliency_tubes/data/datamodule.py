@@ -11,9 +11,9 @@ from pytorch_lightning.utilities import rank_zero_warn
 from torch.utils.data import DataLoader
 
 from ..errors import SaliencyTubesError
-from .datasets import VideoClipDataset, collate
+from .datasets import MultiViewDataset, VideoClipDataset, collate
 from .layouts import LayoutOptions, Sample, index
-from .sampling import ResumableSampler
+from .sampling import ResumableSampler, VideoShardSampler
 from .synthetic import SyntheticConfig, ensure_synthetic
 from .transforms import KINETICS_MEAN, KINETICS_STD, ClipTransform
 from .video import video_info
@@ -22,7 +22,8 @@ DEFAULT_SYNTHETIC_ROOT = "data/synthetic"
 
 
 class VideoDataModule(pl.LightningDataModule):
-    """A video dataset's ``train`` and ``val`` splits, listed by ``layout``.
+    """A video dataset's ``train`` and ``val`` splits, listed by ``layout``; ``test`` is multi-clip × multi-crop
+    testing on the ``val`` split (none of the layouts has a third split: UCF101's and HMDB51's test lists are ``val``).
 
     Unreadable files (empty, truncated, not a video, too slow to decode) are skipped with one warning each
     and replaced by the next readable video; :attr:`skipped` lists them. A split with no readable video at
@@ -53,6 +54,8 @@ class VideoDataModule(pl.LightningDataModule):
         mean, std: normalisation, per RGB channel, of frames scaled to [0, 1].
         batch_size, num_workers: DataLoader settings.
         backend: ``auto`` (decord, falling back to PyAV), ``decord`` or ``pyav``.
+        test_clips: clips per video (or segment) in testing, evenly spaced over it.
+        test_crops: spatial crops per clip in testing: 3 (both ends and the centre of the long side) or 1 (centre).
     """
 
     def __init__(
@@ -76,17 +79,22 @@ class VideoDataModule(pl.LightningDataModule):
         target: str = "verb",
         short_video: str = "loop",
         decode_timeout: float = 60.0,
+        test_clips: int = 10,
+        test_crops: int = 3,
     ):
         super().__init__()
         self.save_hyperparameters()
         if short_video not in ("loop", "pad"):
             raise SaliencyTubesError(f"--data.short_video {short_video!r}: loop or pad")
+        if test_clips < 1 or test_crops not in (1, 3):
+            raise SaliencyTubesError(f"--data.test_clips {test_clips} --data.test_crops {test_crops}: at least 1 clip, and 1 or 3 crops")
         self.root = Path(root)
         self._class_names: list[str] | None = None
         self._index: dict[str, tuple[list[Sample], list[str]]] = {}
         self._skipped: dict[str, str] = {}
         self.train_dataset: VideoClipDataset | None = None
         self.val_dataset: VideoClipDataset | None = None
+        self.test_dataset: MultiViewDataset | None = None
         self._train_sampler: ResumableSampler | None = None
         self._resume_batches = 0
 
@@ -146,6 +154,10 @@ class VideoDataModule(pl.LightningDataModule):
         if stage in (None, "fit", "validate") and self.val_dataset is None:
             self.val_dataset = self._dataset("val", train=False)
             self._warn_if_clips_outrun_videos(self._probe(self.val_dataset, "val"))
+        if stage in (None, "test") and self.test_dataset is None:
+            base = self._dataset("val", train=False)
+            self._probe(base, "val")
+            self.test_dataset = MultiViewDataset(base, self.hparams.test_clips, self.hparams.test_crops)
 
     def _probe(self, dataset: VideoClipDataset, split: str, probes: int = 8) -> list[tuple[int, Path]]:
         """``(frames, path)`` of a few videos spread over the split, probing on past those until one is readable,
@@ -197,10 +209,10 @@ class VideoDataModule(pl.LightningDataModule):
             self.note_skipped(batch.pop("skipped"))
         return batch
 
-    def _loader(self, dataset: VideoClipDataset, shuffle: bool, sampler=None) -> DataLoader:
+    def _loader(self, dataset: VideoClipDataset | MultiViewDataset, shuffle: bool, sampler=None) -> DataLoader:
         workers = self.hparams.num_workers
         trainer = self.trainer
-        if not shuffle and trainer is not None and trainer.world_size > 1:
+        if sampler is None and not shuffle and trainer is not None and trainer.world_size > 1:
             # Lightning's default DistributedSampler pads the last ranks with repeats; evaluation must see
             # each video exactly once, so the ranks get disjoint, unpadded shares.
             sampler = UnrepeatedDistributedSampler(dataset, num_replicas=trainer.world_size, rank=trainer.global_rank, shuffle=False)
@@ -245,3 +257,11 @@ class VideoDataModule(pl.LightningDataModule):
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.val_dataset, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        """All views of each video, in order; under DDP each rank gets whole videos (:class:`VideoShardSampler`)."""
+        trainer = self.trainer
+        world, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+        dataset = self.test_dataset
+        sampler = VideoShardSampler(len(dataset.base), dataset.views, num_replicas=world, rank=rank)
+        return self._loader(dataset, shuffle=False, sampler=sampler)

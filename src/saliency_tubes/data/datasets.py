@@ -11,7 +11,7 @@ from ..errors import SaliencyTubesError, first_line
 from .layouts import Sample, scan_classes
 from .sampling import clip_indices
 from .synthetic import load_ground_truth
-from .transforms import KINETICS_MEAN, KINETICS_STD, ClipTransform, normalize
+from .transforms import KINETICS_MEAN, KINETICS_STD, ClipTransform, crop_offsets, normalize, resize_short_side
 from .video import VideoReadError, read_video_clip
 
 
@@ -136,3 +136,62 @@ class VideoClipDataset(Dataset):
                     self.bad[path] = first_line(exc)
             skipped[path] = self.bad[path]
         raise SaliencyTubesError(f"none of the {len(self)} videos can be read (e.g. {next(iter(skipped.values()))})")
+
+
+class MultiViewDataset(Dataset):
+    """Test-time views of a :class:`VideoClipDataset`'s videos (or segments): ``clips`` clips evenly spaced over each
+    × ``crops`` spatial crops (1: centre; 3: ends and centre of the long side, after the short side is resized to
+    the input size). Item ``v·clips·crops + c·crops + k`` is crop ``k`` of clip ``c`` of video ``v``.
+
+    Items carry ``video`` (the video's index), ``view`` (the clip) and ``crop``, so the model can average a video's
+    softmax over its views. The last decoded clip is kept, so the crops of a clip (consecutive items) decode it
+    once. An unreadable video cannot be replaced by another (that one would be counted twice): its items come
+    with ``video = -1`` and a blank clip, and are left out of the figures; ``skipped`` names the file.
+    """
+
+    def __init__(self, base: VideoClipDataset, clips: int = 10, crops: int = 3):
+        if clips < 1 or crops not in (1, 3):
+            raise SaliencyTubesError(f"{clips} clips × {crops} crops: test with at least one clip, and 1 or 3 crops")
+        self.base, self.clips, self.crops = base, clips, crops
+        self._cached: tuple[tuple[int, int], torch.Tensor, np.ndarray] | None = None
+
+    @property
+    def views(self) -> int:
+        return self.clips * self.crops
+
+    def __len__(self) -> int:
+        return len(self.base) * self.views
+
+    def _clip(self, video: int, clip: int) -> tuple[torch.Tensor, np.ndarray]:
+        """Clip ``clip`` of ``video``: uint8 ``T×3×H×W`` frames with the short side at the input size, and their indices."""
+        if self._cached is None or self._cached[0] != (video, clip):
+            base = self.base
+
+            def choose(n: int, fps: float) -> np.ndarray:
+                start, stop = base.frame_range(video, n, fps)
+                return clip_indices(n, base.clip_len, base.stride, "spaced", None, start, stop, base.short_video, (clip, self.clips))
+
+            frames, indices = read_video_clip(base.videos[video], choose, base.backend, base.decode_timeout)
+            x = resize_short_side(torch.as_tensor(frames).permute(0, 3, 1, 2), base.transform.size)
+            self._cached = ((video, clip), x, indices)
+        return self._cached[1], self._cached[2]
+
+    def __getitem__(self, index: int) -> dict:
+        video, view = divmod(index, self.views)
+        clip, crop = divmod(view, self.crops)
+        base, size = self.base, self.base.transform.size
+        item = {"label": base.labels[video], "video": video, "view": clip, "crop": crop, "skipped": {}}
+        path = str(base.videos[video])
+        if path not in base.bad:
+            try:
+                frames, indices = self._clip(video, clip)
+            except VideoReadError as exc:
+                base.bad[path] = first_line(exc)
+        if path in base.bad:
+            item["skipped"] = {path: base.bad[path]}
+            blank = torch.zeros(base.clip_len, size, size, 3, dtype=torch.uint8)
+            return {**item, "video": -1, "clip": normalize(blank, base.mean, base.std),
+                    "frame_indices": torch.zeros(base.clip_len, dtype=torch.long)}
+        top, left = crop_offsets(*frames.shape[-2:], size, self.crops)[crop]
+        cropped = frames[..., top : top + size, left : left + size].permute(0, 2, 3, 1)
+        return {**item, "clip": normalize(cropped, base.mean, base.std), "frame_indices": torch.as_tensor(indices)}

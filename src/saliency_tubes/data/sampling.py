@@ -14,16 +14,19 @@ def clip_indices(
     start: int = 0,
     stop: int | None = None,
     short: str = "loop",
+    slot: tuple[int, int] = (0, 1),
 ) -> np.ndarray:
     """Frame indices of one clip inside frames ``[start, stop)`` (the whole video by default), so a labelled
-    segment of a long video is read in place. ``mode`` is ``"random"`` (training) or ``"center"`` (validation).
+    segment of a long video is read in place. ``mode`` is ``"random"`` (training), ``"center"`` (validation) or
+    ``"spaced"`` (multi-clip testing: clip ``slot[0]`` of ``slot[1]`` clips whose starts are evenly spaced from the
+    range's first possible start to its last, so together they cover the whole range; one clip is the centre one).
 
     A range shorter than the clip's span is never rejected: the clip is looped (``short="loop"``) or its
     last frame repeated (``short="pad"``).
     """
     if num_frames <= 0:
         raise ValueError("video has no frames")
-    if mode not in ("random", "center"):
+    if mode not in ("random", "center", "spaced"):
         raise ValueError(f"unknown sampling mode {mode!r}")
     if short not in ("loop", "pad"):
         raise ValueError(f"unknown short-video mode {short!r} (loop|pad)")
@@ -34,6 +37,8 @@ def clip_indices(
     if length >= span:
         if mode == "random":
             offset = int((rng or np.random.default_rng()).integers(0, length - span + 1))
+        elif mode == "spaced" and slot[1] > 1:
+            offset = slot[0] * (length - span) // (slot[1] - 1)
         else:
             offset = (length - span) // 2
         return start + offset + stride * np.arange(clip_len)
@@ -74,3 +79,24 @@ class ResumableSampler(DistributedSampler):
         keys = [(int(i), self.epoch) for i in super().__iter__()][self._skip :]
         self._skip = 0
         return iter(keys)
+
+
+class VideoShardSampler(DistributedSampler):
+    """Test-time order over ``num_videos × views`` items (item ``v·views + k`` is view ``k`` of video ``v``): each
+    rank gets whole videos (videos ``rank, rank + world, …``, all their views in order), unpadded.
+
+    Keeping a video's views on one rank means each rank decodes each of its clips once (the crops of a clip are
+    consecutive items) and no video is counted twice. Being a ``DistributedSampler``, Lightning leaves it in place.
+    """
+
+    def __init__(self, num_videos: int, views: int, num_replicas: int = 1, rank: int = 0):
+        self.num_videos, self.views = num_videos, views
+        self.num_replicas, self.rank, self.epoch = num_replicas, rank, 0
+        self.shuffle, self.drop_last, self.seed = False, False, 0  # what Lightning reads of a DistributedSampler
+        self.videos = range(rank, num_videos, num_replicas)
+
+    def __len__(self) -> int:
+        return len(self.videos) * self.views
+
+    def __iter__(self):
+        return (v * self.views + k for v in self.videos for k in range(self.views))

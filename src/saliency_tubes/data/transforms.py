@@ -38,6 +38,19 @@ def normalize(frames: torch.Tensor, mean, std) -> torch.Tensor:
     return (x - torch.tensor(mean).view(shape)) / torch.tensor(std).view(shape)
 
 
+def crop_offsets(height: int, width: int, size: int, crops: int) -> list[tuple[int, int]]:
+    """``(top, left)`` of the ``size``×``size`` test crops of frames whose short side is already ``size``: the centre
+    (``crops=1``), or the two ends and the centre of the long side (``crops=3``, the usual three-crop testing, which
+    sees the whole frame of a video up to 2:1)."""
+    if crops == 1:
+        return [((height - size) // 2, (width - size) // 2)]
+    if crops != 3:
+        raise ValueError(f"crops must be 1 or 3, not {crops}")
+    if width >= height:
+        return [((height - size) // 2, left) for left in (0, (width - size) // 2, width - size)]
+    return [(top, (width - size) // 2) for top in (0, (height - size) // 2, height - size)]
+
+
 @dataclass
 class ClipTransform:
     """Scale the short side, crop a ``size``×``size`` square and optionally flip.

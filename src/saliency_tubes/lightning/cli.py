@@ -125,6 +125,7 @@ class TubesCLI(LightningCLI):
         self._start_loggers()
 
     def before_test(self) -> None:
+        self._check_resumed_checkpoint()
         self._start_loggers()
 
     def after_fit(self) -> None:

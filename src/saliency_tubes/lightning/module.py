@@ -97,6 +97,9 @@ class VideoClassifier(pl.LightningModule):
         self.val_acc = MulticlassAccuracy(num_classes, top_k=1, average="micro")
         self.val_acc5 = MulticlassAccuracy(num_classes, top_k=top5, average="micro")
         self.val_loss = MeanMetric()  # weighted by clips, so it is exact across ranks of unequal size
+        self.test_acc = MulticlassAccuracy(num_classes, top_k=1, average="micro")
+        self.test_acc5 = MulticlassAccuracy(num_classes, top_k=top5, average="micro")
+        self._reset_video_sums()
 
     def _freeze(self, n: int) -> list[nn.Module]:
         """Stop gradients in the first ``n`` stages; returns their modules (kept in eval mode while training)."""
@@ -162,6 +165,63 @@ class VideoClassifier(pl.LightningModule):
         self.log("val/loss", self.val_loss, prog_bar=True, batch_size=n)
         self.log("val/acc_top1", self.val_acc, prog_bar=True, batch_size=n)
         self.log("val/acc_top5", self.val_acc5, batch_size=n)
+
+    # Multi-view testing: every item is one clip × crop of video ``batch["video"]``. Each rank adds its items' softmax
+    # into per-video sums (with counts and label sums) and the sums are added across ranks at the end, so the video
+    # figures are exact however the ranks' shares were cut; the data module's sampler keeps a video on one rank anyway,
+    # so that each clip is decoded once. Items of unreadable videos (``video`` -1) count nowhere.
+    def _reset_video_sums(self) -> None:
+        n = self.hparams.num_classes
+        self._video_probs = torch.zeros(0, n, dtype=torch.float64)
+        self._video_views = torch.zeros(0, dtype=torch.long)
+        self._video_labels = torch.zeros(0, dtype=torch.long)  # label × views: all views of a video share its label
+
+    def _add_to_videos(self, videos: torch.Tensor, probs: torch.Tensor, labels: torch.Tensor) -> None:
+        need = int(videos.max()) + 1
+        have = len(self._video_views)
+        if need > have:
+            grow = max(need, 2 * have) - have
+            self._video_probs = F.pad(self._video_probs, (0, 0, 0, grow))
+            self._video_views = F.pad(self._video_views, (0, grow))
+            self._video_labels = F.pad(self._video_labels, (0, grow))
+        self._video_probs.index_add_(0, videos, probs.double())
+        self._video_views.index_add_(0, videos, torch.ones_like(videos))
+        self._video_labels.index_add_(0, videos, labels)
+
+    def on_test_epoch_start(self) -> None:
+        self._reset_video_sums()
+
+    def test_step(self, batch: dict, batch_idx: int) -> None:
+        keep = batch["video"] >= 0
+        if not keep.any():
+            return
+        logits = self(batch["clip"][keep])
+        labels = batch["label"][keep]
+        self.test_acc(logits, labels)
+        self.test_acc5(logits, labels)
+        n = len(logits)
+        self.log("test/clip_acc_top1", self.test_acc, batch_size=n)
+        self.log("test/clip_acc_top5", self.test_acc5, batch_size=n)
+        self._add_to_videos(batch["video"][keep].cpu(), logits.detach().float().softmax(-1).cpu(), labels.cpu())
+
+    def video_accuracy(self) -> dict[str, float]:
+        """Top-1/top-5 accuracy of the videos' averaged softmax, over all ranks (every rank must call it)."""
+        strategy = self.trainer.strategy
+        size = int(self.all_gather(torch.tensor(len(self._video_views), device=self.device)).max())
+        sums = [strategy.reduce(F.pad(t, (0, 0, 0, size - len(t)) if t.dim() == 2 else (0, size - len(t))).to(self.device),
+                                reduce_op="sum")
+                for t in (self._video_probs, self._video_views, self._video_labels)]
+        probs, views, labels = (t.cpu() for t in sums)
+        seen = views > 0
+        probs, views, labels = probs[seen] / views[seen, None], views[seen], labels[seen] // views[seen]
+        top = probs.topk(min(5, probs.shape[1]), dim=1).indices
+        hits = top == labels[:, None]
+        return {"test/video_acc_top1": hits[:, 0].double().mean().item(), "test/video_acc_top5": hits.any(1).double().mean().item(),
+                "test/videos": float(seen.sum())}
+
+    def on_test_epoch_end(self) -> None:
+        for name, value in self.video_accuracy().items():
+            self.log(name, value, sync_dist=True)  # the same on every rank: the mean is the value
 
     def configure_optimizers(self):
         hp = self.hparams
