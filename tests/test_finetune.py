@@ -91,3 +91,24 @@ def test_channels_last_where_it_was_measured_faster_same_outputs():
     clips = torch.randn(2, 3, 4, 32, 32)
     with torch.no_grad():
         torch.testing.assert_close(auto(clips), plain(clips), atol=1e-4, rtol=1e-4)
+
+
+def test_mixup_and_cutmix_of_clips():
+    from saliency_tubes.data.transforms import mix_clips
+
+    clips = torch.arange(4, dtype=torch.float32).view(4, 1, 1, 1, 1).expand(4, 3, 4, 8, 8).clone()
+    same, partner, lam = mix_clips(clips)
+    assert same is clips and lam == 1.0 and partner.tolist() == [3, 2, 1, 0]
+    g = torch.Generator().manual_seed(0)
+    mixed, partner, lam = mix_clips(clips, mixup_alpha=0.4, generator=g)
+    assert 0 < lam < 1
+    torch.testing.assert_close(mixed, lam * clips + (1 - lam) * clips[partner])
+    mixed, partner, lam = mix_clips(clips, cutmix_alpha=1.0, generator=torch.Generator().manual_seed(3))
+    pasted = (mixed != clips)[:, 0]  # B×T×H×W: where a clip got its partner's pixels
+    assert pasted[0].any() and (pasted[0] == pasted[0, :1]).all()  # the same box in every frame: a tube
+    assert abs((1 - pasted[0, 0].float().mean().item()) - lam) < 1e-6  # λ is the share of pixels kept
+
+
+def test_training_with_mixup_and_cutmix(tmp_path, tiny_dataset):
+    _, changed = _fit(tmp_path, tiny_dataset, mixup_alpha=0.2, cutmix_alpha=1.0)
+    assert "layer2.0.conv1.weight" in changed

@@ -92,3 +92,30 @@ class ClipTransform:
             m = None if m is None else m.flip(-1)
         x = x.permute(0, 2, 3, 1).contiguous()
         return x, (None if m is None else m[:, 0].bool())
+
+
+def mix_clips(clips: torch.Tensor, mixup_alpha: float = 0.0, cutmix_alpha: float = 0.0,
+              generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """Mixup or CutMix of a batch of clips ``B×C×T×H×W`` with the batch reversed: returns ``(mixed clips, the
+    partner of each clip (an index), λ)``; the loss is ``λ·CE(y) + (1 − λ)·CE(y[partner])``.
+
+    CutMix pastes one box through all frames (a tube), so motion inside the box stays intact; λ is the kept area.
+    With both alphas set, each batch uses one of the two at random.
+    """
+    partner = torch.arange(len(clips) - 1, -1, -1, device=clips.device)
+    methods = [m for m, a in (("mixup", mixup_alpha), ("cutmix", cutmix_alpha)) if a > 0]
+    if not methods:
+        return clips, partner, 1.0
+    pick = methods[int(torch.randint(len(methods), (1,), generator=generator))]
+    alpha = mixup_alpha if pick == "mixup" else cutmix_alpha
+    lam = float(np.random.default_rng(int(torch.randint(2**31, (1,), generator=generator))).beta(alpha, alpha))
+    if pick == "mixup":
+        return lam * clips + (1 - lam) * clips[partner], partner, lam
+    h, w = clips.shape[-2:]
+    cut_h, cut_w = round(h * math.sqrt(1 - lam)), round(w * math.sqrt(1 - lam))
+    cy, cx = (int(torch.randint(n, (1,), generator=generator)) for n in (h, w))
+    y0, y1 = max(cy - cut_h // 2, 0), min(cy + cut_h - cut_h // 2, h)
+    x0, x1 = max(cx - cut_w // 2, 0), min(cx + cut_w - cut_w // 2, w)
+    mixed = clips.clone()
+    mixed[..., y0:y1, x0:x1] = clips[partner][..., y0:y1, x0:x1]
+    return mixed, partner, 1 - (y1 - y0) * (x1 - x0) / (h * w)

@@ -11,7 +11,7 @@ from torch import nn
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
-from ..data.transforms import KINETICS_MEAN, KINETICS_STD
+from ..data.transforms import KINETICS_MEAN, KINETICS_STD, mix_clips
 from ..errors import SaliencyTubesError
 from ..models import create_model, stage_groups
 
@@ -44,6 +44,8 @@ class VideoClassifier(pl.LightningModule):
         freeze_bn_stats: keep every BatchNorm's running statistics fixed (useful with small fine-tuning batches).
         channels_last: run convolutions in the ``channels_last_3d`` memory format; ``None`` (default) uses it where
             ``benchmarks/train_step.py`` measured a gain with the same loss (MFNet-3D's grouped convolutions).
+        mixup_alpha / cutmix_alpha: Mixup / CutMix (one box through all frames) of training clips, with λ drawn
+            from Beta(α, α); 0 turns each off, with both on each batch uses one of them at random.
         compile: run the model's forward through ``torch.compile`` (the weights and the checkpoint keys stay the same).
             ``benchmarks/train_step.py`` measures both against the plain model.
     """
@@ -72,6 +74,8 @@ class VideoClassifier(pl.LightningModule):
         freeze_bn_stats: bool = False,
         channels_last: bool | None = None,
         compile: bool = False,
+        mixup_alpha: float = 0.0,
+        cutmix_alpha: float = 0.0,
     ):
         super().__init__()
         if optimizer not in ("sgd", "adamw"):
@@ -138,8 +142,12 @@ class VideoClassifier(pl.LightningModule):
         return self._forward(clips)
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        logits = self(batch["clip"])
-        loss = F.cross_entropy(logits, batch["label"], label_smoothing=self.hparams.label_smoothing)
+        hp = self.hparams
+        clips, partner, lam = mix_clips(batch["clip"], hp.mixup_alpha, hp.cutmix_alpha)
+        logits = self(clips)
+        loss = lam * F.cross_entropy(logits, batch["label"], label_smoothing=hp.label_smoothing)
+        if lam < 1:
+            loss = loss + (1 - lam) * F.cross_entropy(logits, batch["label"][partner], label_smoothing=hp.label_smoothing)
         if not torch.isfinite(loss):
             raise SaliencyTubesError(
                 f"the training loss became {loss.item()} at epoch {self.current_epoch}, step {self.global_step}; lower "
