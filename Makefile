@@ -28,6 +28,10 @@ benchmark: $(STAMP)
 	$(PY) benchmarks/tube_overhead.py
 	$(PY) benchmarks/explain_speed.py
 	$(PY) benchmarks/callback_overhead.py
+	$(PY) benchmarks/model_zoo.py
+	$(PY) benchmarks/train_step.py
+	$(PY) benchmarks/decode.py
+	$(PY) benchmarks/decode.py --memory
 
 clean:
 	rm -rf $(VENV) wandb lightning_logs .pytest_cache
