@@ -94,3 +94,26 @@ def test_clips_longer_than_the_videos_are_looped_with_one_warning(tiny_dataset):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         dm.setup("validate")
+
+
+def test_randaugment_draws_once_per_clip_and_from_the_item_generator():
+    from saliency_tubes.data.transforms import ClipTransform
+
+    frame = np.random.default_rng(0).integers(0, 256, (1, 40, 48, 3), dtype=np.uint8)
+    frames = np.repeat(frame, 6, axis=0)  # a still clip
+    plain = ClipTransform(32, train=True, scale=(1.0, 1.0))
+    augmented = ClipTransform(32, train=True, scale=(1.0, 1.0), randaugment=(2, 9))
+    outs = [augmented(frames, rng=np.random.default_rng(seed))[0] for seed in range(6)]
+    for out in outs:
+        assert (out == out[:1]).all()  # the same operations on every frame
+    torch.testing.assert_close(augmented(frames, rng=np.random.default_rng(3))[0], outs[3])  # reproducible
+    base = [plain(frames, rng=np.random.default_rng(seed))[0] for seed in range(6)]
+    assert any(not torch.equal(a, b) for a, b in zip(outs, base))
+
+
+def test_randaugment_from_the_data_module(tiny_dataset):
+    dm = VideoDataModule(root=str(tiny_dataset), clip_len=4, input_size=32, batch_size=4, num_workers=0, randaugment=(2, 9))
+    dm.setup("fit")
+    assert dm.train_dataset.transform.randaugment == (2, 9) and dm.val_dataset.transform.train is False
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["clip"].shape == (4, 3, 4, 32, 32) and torch.isfinite(batch["clip"]).all()

@@ -51,6 +51,8 @@ class VideoDataModule(pl.LightningDataModule):
         input_size: side of the square crop fed to the model.
         train_scale: range of the random short-side scale (relative to ``input_size``) in training.
         hflip: random horizontal flips in training (off for direction-dependent labels).
+        randaugment: ``[ops, magnitude]`` of RandAugment in training (e.g. ``[2, 9]``), the same operations for
+            every frame of a clip; ``null`` (default) for none.
         mean, std: normalisation, per RGB channel, of frames scaled to [0, 1].
         batch_size, num_workers: DataLoader settings.
         backend: ``auto`` (decord, falling back to PyAV), ``decord`` or ``pyav``.
@@ -67,6 +69,7 @@ class VideoDataModule(pl.LightningDataModule):
         input_size: int = 112,
         train_scale: tuple[float, float] = (1.0, 1.15),
         hflip: bool = False,
+        randaugment: tuple[int, int] | None = None,
         mean: tuple[float, float, float] = KINETICS_MEAN,
         std: tuple[float, float, float] = KINETICS_STD,
         batch_size: int = 16,
@@ -138,7 +141,8 @@ class VideoDataModule(pl.LightningDataModule):
             names,
             clip_len=hp.clip_len,
             stride=hp.stride,
-            transform=ClipTransform(hp.input_size, train=train, scale=tuple(hp.train_scale), hflip=hp.hflip),
+            transform=ClipTransform(hp.input_size, train=train, scale=tuple(hp.train_scale), hflip=hp.hflip,
+                                    randaugment=tuple(hp.randaugment) if hp.randaugment else None),
             sampling="random" if train else "center",
             mean=hp.mean,
             std=hp.std,

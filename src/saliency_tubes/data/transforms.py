@@ -57,13 +57,15 @@ class ClipTransform:
 
     Training: the short side goes to ``size × U(scale)``, then a random crop. Evaluation: the short
     side goes to ``size``, then the centre crop. ``hflip`` must stay off for data whose labels depend on
-    left/right (such as the synthetic set's move_left / move_right).
+    left/right (such as the synthetic set's move_left / move_right). ``randaugment = (ops, magnitude)`` applies
+    torchvision's RandAugment in training, with one draw of operations per clip so every frame gets the same.
     """
 
     size: int = 112
     train: bool = False
     scale: tuple[float, float] = (1.0, 1.15)
     hflip: bool = False
+    randaugment: tuple[int, int] | None = None
 
     def __call__(self, frames: np.ndarray | torch.Tensor, mask: np.ndarray | None = None, rng: np.random.Generator | None = None):
         """uint8 ``T×H×W×3`` frames (and an optional bool ``T×H×W`` mask) → the same, transformed.
@@ -90,6 +92,12 @@ class ClipTransform:
         if self.train and self.hflip and rng.random() < 0.5:
             x = x.flip(-1)
             m = None if m is None else m.flip(-1)
+        if self.train and self.randaugment:
+            from torchvision.transforms import v2  # imported only when used: a second of start-up
+
+            with torch.random.fork_rng(devices=[]):  # drawn from the item's generator, so resuming stays exact
+                torch.manual_seed(int(rng.integers(2**63)))
+                x = v2.RandAugment(num_ops=self.randaugment[0], magnitude=self.randaugment[1])(x)
         x = x.permute(0, 2, 3, 1).contiguous()
         return x, (None if m is None else m[:, 0].bool())
 

@@ -154,6 +154,8 @@ class ResNet3d(nn.Module):
             output, for tubes that follow motion frame by frame).
         last_stride: spatial stride of stage 4 (2 as in the paper; 1 doubles the tubes' spatial resolution
             at little cost, since stage 4 works on the smallest grid).
+        layer3_stride: spatial stride of stage 3 (2 as in the paper; 1 with ``last_stride: 1`` keeps stage 2's grid
+            to the end, a tube cell per 4×4 pixels after a stride-2 stem without max-pool).
         dropout: dropout before the classifier.
         bottleneck: use the bottleneck block (expansion 4) instead of the basic block.
         shortcut_type: "B" (1×1×1 conv + BN where the shape changes, the reference's default) or "A"
@@ -177,6 +179,7 @@ class ResNet3d(nn.Module):
         no_max_pool: bool = False,
         stage_t_stride: int = 2,
         last_stride: int = 2,
+        layer3_stride: int = 2,
         dropout: float = 0.0,
         bottleneck: bool = False,
         shortcut_type: str = "B",
@@ -195,7 +198,7 @@ class ResNet3d(nn.Module):
         self.maxpool = nn.Identity() if no_max_pool else nn.MaxPool3d(kernel_size=3, stride=2, padding=1)
         self.in_planes = widths[0]
         down = (stage_t_stride, 2, 2)
-        strides = [(1, 1, 1), down, down, (stage_t_stride, last_stride, last_stride)]
+        strides = [(1, 1, 1), down, (stage_t_stride, layer3_stride, layer3_stride), (stage_t_stride, last_stride, last_stride)]
         for i, (planes, blocks, stride) in enumerate(zip(widths, layers, strides), start=1):
             setattr(self, f"layer{i}", self._make_stage(block, planes, blocks, stride, shortcut_type, temporal_padding))
         self.num_features = widths[3] * block.expansion
