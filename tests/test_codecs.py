@@ -1,0 +1,67 @@
+"""Codecs and containers other than H.264 MP4, frame-rate metadata, display rotation, and one epoch of training
+on every dataset layout, all on tiny real videos."""
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from saliency_tubes.data import read_clip, read_frames, video_info
+
+H, W, N = 32, 64, 8
+
+
+def _content(n=N, h=H, w=W) -> np.ndarray:
+    """Frame ``t`` is grey at 20 + 25·t with a white square in its top-left corner (shows the orientation)."""
+    f = np.empty((n, h, w, 3), np.uint8)
+    f[...] = (20 + 25 * np.arange(n))[:, None, None, None]
+    f[:, :8, :8] = 255
+    return f
+
+
+def _write(path, codec, pix_fmt="yuv420p", rate=Fraction(25, 2), frames=None, rotation=0):
+    import av
+
+    frames = _content() if frames is None else frames
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=rate)
+        stream.height, stream.width = frames.shape[1:3]
+        stream.pix_fmt = pix_fmt
+        if rotation:
+            stream.set_display_rotation(rotation)
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+    return path
+
+
+CODECS = [("mpeg4", "avi", "yuv420p", Fraction(25, 2)), ("libvpx-vp9", "webm", "yuv420p", Fraction(30000, 1001)),
+          ("libvpx", "mkv", "yuv420p", Fraction(25, 2)), ("mjpeg", "avi", "yuvj420p", Fraction(12)),
+          ("libx264", "mkv", "yuv420p", Fraction(30000, 1001))]
+
+
+@pytest.mark.parametrize("codec,ext,pix_fmt,rate", CODECS, ids=[f"{c}-{e}" for c, e, *_ in CODECS])
+@pytest.mark.parametrize("backend", ["decord", "pyav", "auto"])
+def test_codecs_and_containers_decode_with_every_backend(tmp_path, codec, ext, pix_fmt, rate, backend):
+    path = _write(tmp_path / f"v.{ext}", codec, pix_fmt, rate)
+    info = video_info(path, backend=backend)
+    assert (info.num_frames, info.height, info.width) == (N, H, W)
+    assert info.fps == pytest.approx(float(rate), rel=1e-6)
+    expected = _content()
+    got = read_frames(path, [5, 0, 7, 5], backend=backend)
+    assert got.shape == (4, H, W, 3) and got.dtype == np.uint8
+    assert np.abs(got.astype(int) - expected[[5, 0, 7, 5]]).mean() < 3  # lossy, but the right frames in order
+    frames, indices = read_clip(path, lambda n: np.arange(n), backend=backend)
+    assert indices.tolist() == list(range(N))
+    assert np.abs(frames.astype(int) - expected).mean((1, 2, 3)).max() < 3
+
+
+def test_decord_fails_on_some_widths_and_auto_falls_back_to_pyav(tmp_path):
+    """decord 0.6 cannot copy out frames 16, 24, 48 or 72 pixels wide ("The size must exactly match"); ``auto``
+    then decodes them with PyAV."""
+    frames = _content(4, 32, 48)
+    path = _write(tmp_path / "w48.mp4", "libx264", frames=frames)
+    with pytest.raises(Exception, match="size must exactly match"):
+        read_frames(path, [0], backend="decord")
+    got = read_frames(path, range(4), backend="auto")
+    assert np.abs(got.astype(int) - frames).mean() < 3
+    assert (video_info(path).height, video_info(path).width) == (32, 48)
