@@ -65,3 +65,16 @@ def test_decord_fails_on_some_widths_and_auto_falls_back_to_pyav(tmp_path):
     got = read_frames(path, range(4), backend="auto")
     assert np.abs(got.astype(int) - frames).mean() < 3
     assert (video_info(path).height, video_info(path).width) == (32, 48)
+
+
+@pytest.mark.parametrize("rotation", [90, 180, 270])
+@pytest.mark.parametrize("backend", ["decord", "pyav"])
+def test_display_rotation_gives_upright_frames(tmp_path, backend, rotation):
+    """A display matrix (what phones write) survives muxing; both backends turn the frames upright (decord does
+    so itself, PyAV's frames are turned by ``frame.rotation``) and ``video_info`` reports the upright size."""
+    path = _write(tmp_path / "phone.mp4", "libx264", frames=_content(4), rotation=rotation)
+    upright = np.rot90(_content(4), rotation // 90, axes=(1, 2))
+    info = video_info(path, backend=backend)
+    assert (info.height, info.width, info.rotation) == (*upright.shape[1:3], rotation)
+    got = read_frames(path, [3, 1], backend=backend)
+    assert got.shape == (2, *upright.shape[1:]) and np.abs(got.astype(int) - upright[[3, 1]]).mean() < 3
