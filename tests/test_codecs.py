@@ -1,11 +1,13 @@
 """Codecs and containers other than H.264 MP4, frame-rate metadata, display rotation, and one epoch of training
 on every dataset layout, all on tiny real videos."""
+import warnings
 from fractions import Fraction
 
 import numpy as np
 import pytest
 
 from saliency_tubes.data import read_clip, read_frames, video_info
+from test_layouts import _dm, _epic, _folder, _hmdb, _jpeg_folders, _kinetics, _ucf
 
 H, W, N = 32, 64, 8
 
@@ -78,3 +80,47 @@ def test_display_rotation_gives_upright_frames(tmp_path, backend, rotation):
     assert (info.height, info.width, info.rotation) == (*upright.shape[1:3], rotation)
     got = read_frames(path, [3, 1], backend=backend)
     assert got.shape == (2, *upright.shape[1:]) and np.abs(got.astype(int) - upright[[3, 1]]).mean() < 3
+
+
+def _zoo(root):
+    """The folder layout with a zero-byte file, a truncated MP4 and a text file named .mp4 among the train videos."""
+    _folder(root)
+    good = (root / "train" / "jump" / "jump_train0.mp4").read_bytes()
+    (root / "train" / "jump" / "zero.mp4").write_bytes(b"")
+    (root / "train" / "run" / "truncated.mp4").write_bytes(good[: len(good) // 2])
+    (root / "train" / "run" / "text.mp4").write_text("this is not a video\n")
+
+
+LAYOUTS = {"folder": (_folder, 4), "frames": (_jpeg_folders, 4), "ucf101": (_ucf, 4), "hmdb51": (_hmdb, 4),
+           "kinetics": (_kinetics, 3), "epic_kitchens": (_epic, 3), "folder_with_bad_files": (_zoo, 7)}
+BAD = {"zero.mp4", "truncated.mp4", "text.mp4"}
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_one_epoch_of_training_on_each_layout(tmp_path, layout):
+    import pytorch_lightning as pl
+
+    from saliency_tubes.lightning import VideoClassifier
+
+    build, n_train = LAYOUTS[layout]
+    build(tmp_path)
+    bad = BAD if build is _zoo else set()
+    dm = _dm(tmp_path, layout="folder" if bad else layout, batch_size=1)
+    pl.seed_everything(0, verbose=False)
+    model = VideoClassifier(arch="resnet3d_10", num_classes=dm.num_classes, class_names=dm.class_names, clip_len=4, stride=2,
+                            input_size=32, arch_kwargs={"width": 4, "conv1_t_size": 3, "no_max_pool": True})
+    seen = set()
+
+    class Seen(pl.Callback):
+        def on_train_batch_start(self, trainer, module, batch, batch_idx):
+            seen.update(batch["index"].tolist())
+
+    trainer = pl.Trainer(max_epochs=1, accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False, limit_val_batches=1, num_sanity_val_steps=0, callbacks=[Seen()])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # kinetics' missing videos, epic's unseen verbs, the bad files
+        trainer.fit(model, datamodule=dm)
+    assert trainer.fit_loop.epoch_loop.batch_progress.total.completed == n_train
+    videos = dm.train_dataset.videos
+    assert {videos[i].name for i in seen} == {p.name for p in videos if p.name not in bad}
+    assert {p.split("/")[-1] for p in dm.skipped} == bad

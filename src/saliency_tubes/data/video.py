@@ -22,7 +22,7 @@ from ..errors import SaliencyTubesError, first_line
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v")
 FRAME_EXTENSIONS = (".jpg", ".jpeg")
 
-import av  # noqa: F401 - before decord: decord loads its own FFmpeg 4.1 with RTLD_GLOBAL, and PyAV loaded after it
+import av  # before decord: decord loads its own FFmpeg 4.1 with RTLD_GLOBAL, and PyAV loaded after it
 # cannot open its libvpx encoders (VP8/VP9: "avcodec_open2 returned 22")
 
 try:  # decord has no wheels for some platforms (e.g. ARM); PyAV covers them.
@@ -137,8 +137,6 @@ class _PyAVBackend:
     @staticmethod
     def _header(path: Path, timeout: float | None) -> VideoInfo:
         """Frame count, rate and stored (not upright) size, without decoding."""
-        import av
-
         with av.open(str(path), timeout=timeout) as container:
             stream = container.streams.video[0]
             rate = stream.average_rate or stream.guessed_rate or Fraction(25)
@@ -150,8 +148,6 @@ class _PyAVBackend:
     @staticmethod
     def rotation(path: Path, timeout: float | None = None) -> int:
         """The display rotation of the first frame (PyAV exposes the display matrix only on frames)."""
-        import av
-
         with av.open(str(path), timeout=timeout) as container:
             first = next(container.decode(video=0), None)
         return _quarter_turns(first.rotation) * 90 if first is not None else 0
@@ -164,8 +160,6 @@ class _PyAVBackend:
 
     @classmethod
     def read(cls, path: Path, choose: Callable[[int, float], np.ndarray], timeout: float | None = None) -> tuple[np.ndarray, np.ndarray]:
-        import av
-
         info = cls._header(path, timeout)
         indices = np.asarray(choose(info.num_frames, info.fps), dtype=np.int64)
         wanted = set(int(i) for i in indices)
