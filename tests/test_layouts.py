@@ -56,24 +56,32 @@ def _check_loaders(dm, expected_val):
     assert _labels_by_name(dm, val, dm.val_dataset) == expected_val
 
 
-def test_folder_layout_is_the_default(tmp_path):
+def _folder(root):
     for split, n in (("train", 2), ("val", 1)):
         for cls in ("jump", "run"):
             for k in range(n):
-                _video(tmp_path / split / cls / f"{cls}_{split}{k}.mp4")
+                _video(root / split / cls / f"{cls}_{split}{k}.mp4")
+
+
+def test_folder_layout_is_the_default(tmp_path):
+    _folder(tmp_path)
     dm = _dm(tmp_path)
     assert dm.class_names == ["jump", "run"]
     _check_loaders(dm, {"jump_val0": "jump", "run_val0": "run"})
 
 
-def test_frames_layout_reads_jpeg_folders(tmp_path):
+def _jpeg_folders(root):
     for split, n in (("train", 2), ("val", 1)):
         for cls in ("jump", "run"):
             for k in range(n):
-                folder = tmp_path / split / cls / f"{cls}_{split}{k}"
+                folder = root / split / cls / f"{cls}_{split}{k}"
                 folder.mkdir(parents=True)
                 for t, frame in enumerate(_frames(10)):
                     Image.fromarray(frame).save(folder / f"img_{t:05d}.jpg", quality=95)
+
+
+def test_frames_layout_reads_jpeg_folders(tmp_path):
+    _jpeg_folders(tmp_path)
     dm = _dm(tmp_path, layout="frames")
     _check_loaders(dm, {"jump_val0": "jump", "run_val0": "run"})
     item = dm.val_dataset.load(0)
@@ -106,16 +114,20 @@ def test_ucf101_layout(tmp_path):
     assert "\n" not in str(err.value)
 
 
-def test_hmdb51_layout(tmp_path):
-    ann = tmp_path / "testTrainMulti_7030_splits"
+def _hmdb(root):
+    ann = root / "testTrainMulti_7030_splits"
     ann.mkdir()
     for label, cls in enumerate(["brush_hair", "cartwheel"]):
         lines = []
         for k, use in enumerate((1, 1, 2, 0)):
             name = f"{cls}_clip{k}.avi"
-            _video(tmp_path / cls / name, value=40 * label)
+            _video(root / cls / name, value=40 * label)
             lines.append(f"{name} {use} \n")
         (ann / f"{cls}_test_split1.txt").write_text("".join(lines))
+
+
+def test_hmdb51_layout(tmp_path):
+    _hmdb(tmp_path)
     dm = _dm(tmp_path, layout="hmdb51")
     assert dm.class_names == ["brush_hair", "cartwheel"]
     _check_loaders(dm, {"brush_hair_clip2": "brush_hair", "cartwheel_clip2": "cartwheel"})
@@ -124,8 +136,9 @@ def test_hmdb51_layout(tmp_path):
         _ = _dm(tmp_path, layout="hmdb51", split=3).class_names
 
 
-def test_kinetics_layout_warns_about_missing_videos(tmp_path):
-    ann = tmp_path / "annotations"
+def _kinetics(root):
+    """Train: 3 videos (and 1 annotated but missing), val: 2 (and 1 missing)."""
+    ann = root / "annotations"
     ann.mkdir()
     head = "label,youtube_id,time_start,time_end,split\n"
     train = [("abseiling", "aaa", 10), ("abseiling", "bbb", 0), ("air drumming", "ccc", 5), ("air drumming", "gone1", 3)]
@@ -134,8 +147,12 @@ def test_kinetics_layout_warns_about_missing_videos(tmp_path):
         (ann / f"{split}.csv").write_text(head + "".join(f"{lab},{y},{s},{s + 10},{split}\n" for lab, y, s in rows))
         for label, y, s in rows:
             if not y.startswith("gone"):
-                folder = tmp_path / split / label if nested else tmp_path / split
+                folder = root / split / label if nested else root / split
                 _video(folder / f"{y}_{s:06d}_{s + 10:06d}.mp4")
+
+
+def test_kinetics_layout_warns_about_missing_videos(tmp_path):
+    _kinetics(tmp_path)
     dm = _dm(tmp_path, layout="kinetics")
     with pytest.warns(UserWarning, match=r"1 annotated videos are missing and left out \(gone1_000003_000013.mp4\)"):
         assert dm.class_names == ["abseiling", "air drumming"]

@@ -22,6 +22,9 @@ from ..errors import SaliencyTubesError, first_line
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v")
 FRAME_EXTENSIONS = (".jpg", ".jpeg")
 
+import av  # before decord: decord loads its own FFmpeg 4.1 with RTLD_GLOBAL, and PyAV loaded after it
+# cannot open its libvpx encoders (VP8/VP9: "avcodec_open2 returned 22")
+
 try:  # decord has no wheels for some platforms (e.g. ARM); PyAV covers them.
     import decord
 
@@ -36,6 +39,7 @@ class VideoInfo:
     fps: float
     height: int
     width: int
+    rotation: int = 0  # display rotation (degrees counter-clockwise) already applied: frames and size are upright
 
 
 class VideoReadError(SaliencyTubesError):
@@ -111,8 +115,8 @@ class _DecordBackend:
     @staticmethod
     def info(path: Path, timeout: float | None = None) -> VideoInfo:
         vr = _decord_reader(path)
-        h, w = vr[0].shape[:2] if len(vr) else (0, 0)
-        return VideoInfo(len(vr), float(vr.get_avg_fps()), h, w)
+        h, w = vr[0].shape[:2] if len(vr) else (0, 0)  # decord turns frames upright but does not say by how much
+        return VideoInfo(len(vr), float(vr.get_avg_fps()), h, w, _PyAVBackend.rotation(path, timeout))
 
     @staticmethod
     def read(path: Path, choose: Callable[[int, float], np.ndarray], timeout: float | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -131,9 +135,8 @@ class _PyAVBackend:
     name = "pyav"
 
     @staticmethod
-    def info(path: Path, timeout: float | None = None) -> VideoInfo:
-        import av
-
+    def _header(path: Path, timeout: float | None) -> VideoInfo:
+        """Frame count, rate and stored (not upright) size, without decoding."""
         with av.open(str(path), timeout=timeout) as container:
             stream = container.streams.video[0]
             rate = stream.average_rate or stream.guessed_rate or Fraction(25)
@@ -142,11 +145,22 @@ class _PyAVBackend:
                 n = sum(1 for p in container.demux(stream) if p.size > 0)
             return VideoInfo(n, float(rate), stream.codec_context.height, stream.codec_context.width)
 
+    @staticmethod
+    def rotation(path: Path, timeout: float | None = None) -> int:
+        """The display rotation of the first frame (PyAV exposes the display matrix only on frames)."""
+        with av.open(str(path), timeout=timeout) as container:
+            first = next(container.decode(video=0), None)
+        return _quarter_turns(first.rotation) * 90 if first is not None else 0
+
+    @classmethod
+    def info(cls, path: Path, timeout: float | None = None) -> VideoInfo:
+        header, rotation = cls._header(path, timeout), cls.rotation(path, timeout)
+        h, w = (header.width, header.height) if rotation % 180 else (header.height, header.width)
+        return VideoInfo(header.num_frames, header.fps, h, w, rotation)
+
     @classmethod
     def read(cls, path: Path, choose: Callable[[int, float], np.ndarray], timeout: float | None = None) -> tuple[np.ndarray, np.ndarray]:
-        import av
-
-        info = cls.info(path, timeout)
+        info = cls._header(path, timeout)
         indices = np.asarray(choose(info.num_frames, info.fps), dtype=np.int64)
         wanted = set(int(i) for i in indices)
         last = max(wanted, default=-1)
@@ -156,7 +170,7 @@ class _PyAVBackend:
             stream.thread_type = "AUTO"
             for i, frame in enumerate(container.decode(stream)):
                 if i in wanted:
-                    decoded[i] = frame.to_ndarray(format="rgb24")
+                    decoded[i] = np.rot90(frame.to_ndarray(format="rgb24"), _quarter_turns(frame.rotation))  # upright, as decord
                 if i >= last:
                     break
         missing = wanted - decoded.keys()
@@ -203,6 +217,10 @@ class _FrameFolderBackend:
         if len({f.shape for f in decoded.values()}) > 1:
             raise VideoReadError(f"{path}: frames differ in size")
         return np.stack([decoded[int(i)] for i in indices]), indices
+
+
+def _quarter_turns(degrees: float) -> int:
+    return round(degrees / 90) % 4
 
 
 def _reason(exc: Exception) -> str:
