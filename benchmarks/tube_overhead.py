@@ -12,15 +12,18 @@ import argparse
 import statistics
 import time
 
+from pathlib import Path
+
 import torch
+import yaml
 
 from saliency_tubes.explain import SaliencyTubes
 from saliency_tubes.models import create_model
 
+_DEFAULT = yaml.safe_load((Path(__file__).resolve().parents[1] / "configs" / "default.yaml").read_text())
 CASES = [
     # name, arch, arch kwargs, batch, clip shape (T, H, W)
-    ("default config (R3D-10 w16)", "resnet3d_10", {"width": 16, "conv1_t_size": 3, "no_max_pool": True, "last_stride": 1,
-                                                       "stage_t_stride": 1}, 8, (8, 64, 64)),
+    ("default config", _DEFAULT["model"]["arch"], _DEFAULT["model"]["arch_kwargs"], 8, (8, 64, 64)),
     ("R3D-18, 16×112×112", "resnet3d_18", {}, 4, (16, 112, 112)),
 ]
 
