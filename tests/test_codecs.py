@@ -83,8 +83,13 @@ def test_display_rotation_gives_upright_frames(tmp_path, backend, rotation):
 
 
 def _zoo(root):
-    """The folder layout with a zero-byte file, a truncated MP4 and a text file named .mp4 among the train videos."""
+    """The folder layout with good videos in other codecs and containers, a 3-frame video and an odd-sized one, and a
+    zero-byte file, a truncated MP4 and a text file named .mp4, among the train videos."""
     _folder(root)
+    for codec, ext, pix_fmt, rate in CODECS[:4]:
+        _write(root / "train" / "jump" / f"{codec}.{ext}", codec, pix_fmt, rate)
+    _write(root / "train" / "run" / "three_frames.mp4", "libx264", frames=_content(n=3))
+    _write(root / "train" / "run" / "odd_97x131.mp4", "libx264", "yuv444p", frames=_content(h=97, w=131))
     good = (root / "train" / "jump" / "jump_train0.mp4").read_bytes()
     (root / "train" / "jump" / "zero.mp4").write_bytes(b"")
     (root / "train" / "run" / "truncated.mp4").write_bytes(good[: len(good) // 2])
@@ -92,7 +97,7 @@ def _zoo(root):
 
 
 LAYOUTS = {"folder": (_folder, 4), "frames": (_jpeg_folders, 4), "ucf101": (_ucf, 4), "hmdb51": (_hmdb, 4),
-           "kinetics": (_kinetics, 3), "epic_kitchens": (_epic, 3), "folder_with_bad_files": (_zoo, 7)}
+           "kinetics": (_kinetics, 3), "epic_kitchens": (_epic, 3), "folder_with_bad_files": (_zoo, 13)}
 BAD = {"zero.mp4", "truncated.mp4", "text.mp4"}
 
 
