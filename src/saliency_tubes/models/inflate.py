@@ -17,6 +17,11 @@ from torch import nn
 from ..errors import SaliencyTubesError
 
 
+def inflates_to(source: torch.Tensor, target: torch.Tensor) -> bool:
+    """Whether ``source`` is the 2D (out, in, k, k) kernel of the 3D (out, in, t, k, k) kernel ``target``."""
+    return source.dim() == 4 and target.dim() == 5 and source.shape == target.shape[:2] + target.shape[3:]
+
+
 def inflate_kernel(weight_2d: torch.Tensor, time: int) -> torch.Tensor:
     """A k×k kernel repeated over ``time`` and divided by it: a clip of identical frames gives the 2D response."""
     return weight_2d.unsqueeze(2).repeat(1, 1, time, 1, 1) / time
@@ -39,7 +44,7 @@ def inflate_state_dict(
         if key not in state_2d:
             raise SaliencyTubesError(f"cannot inflate {key}: the 2D state_dict has no such key")
         source = state_2d[key]
-        if source.dim() == 4 and target.dim() == 5 and source.shape == target.shape[:2] + target.shape[3:]:
+        if inflates_to(source, target):
             inflated[key] = inflate_kernel(source, target.shape[2])
         elif source.shape == target.shape:
             inflated[key] = source.clone()

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from ..errors import SaliencyTubesError, first_line
-from .inflate import inflate_kernel
+from .inflate import inflate_kernel, inflates_to
 
 log = logging.getLogger(__name__)
 
@@ -161,7 +161,7 @@ def fit_state_dict(model: nn.Module, weights: WeightFile, source: str = "weights
         elif value.shape == target.shape:
             state[key] = value.to(target.dtype)
             report.kept.append(key)
-        elif value.dim() == 4 and target.dim() == 5 and value.shape == target.shape[:2] + target.shape[3:]:
+        elif inflates_to(value, target):
             state[key] = inflate_kernel(value, target.shape[2]).to(target.dtype)
             report.inflated.append(key)
         elif key in head_keys:
