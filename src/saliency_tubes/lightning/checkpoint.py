@@ -79,11 +79,12 @@ def load_weights_file(path: str | Path, arch: str, num_classes: int | None = Non
     a plain state_dict, ...), with the architecture's reference input settings. The class count is read from the
     file's classifier unless given; class names default to the class indices."""
     weights = read_weight_file(path)
-    probe = create_model(arch, 2)  # only to learn the classifier's name
-    stored = weights.state.get(f"{classifier_name(probe)}.weight")
+    with torch.device("meta"):  # only to learn the classifier's name: no memory, no initialisation work
+        head = classifier_name(create_model(arch, 2))
+    stored = weights.state.get(f"{head}.weight")
     if num_classes is None:
         if stored is None or stored.dim() != 2:
-            raise SaliencyTubesError(f"{path} has no classifier {classifier_name(probe)!r} for {arch}: give --num-classes")
+            raise SaliencyTubesError(f"{path} has no classifier {head!r} for {arch}: give --num-classes")
         num_classes = int(stored.shape[0])
     if class_names is not None and len(class_names) != num_classes:
         raise SaliencyTubesError(f"{len(class_names)} class names for a {num_classes}-class model")
