@@ -7,6 +7,7 @@ run, each round training a fresh model for ``--epochs`` epochs. The first epoch 
 workers starting) is left out; the figure is the ratio of the medians of the remaining epoch times
 (training + validation + callback).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,14 +44,27 @@ def fit_once(with_tubes: bool, epochs: int, workdir: Path) -> list[float]:
     cfg = yaml.safe_load((REPO / "configs" / "default.yaml").read_text())
     pl.seed_everything(0, verbose=False)
     dm = VideoDataModule(**cfg["data"])
-    model = VideoClassifier(num_classes=dm.num_classes, class_names=dm.class_names,
-                            **{k: dm.hparams[k] for k in ("clip_len", "stride", "input_size", "mean", "std")}, **cfg["model"])
+    model = VideoClassifier(
+        num_classes=dm.num_classes,
+        class_names=dm.class_names,
+        **{k: dm.hparams[k] for k in ("clip_len", "stride", "input_size", "mean", "std")},
+        **cfg["model"],
+    )
     timer = EpochTimer()
     callbacks = ([SaliencyTubesCallback(num_samples=4, every_n_epochs=1)] if with_tubes else []) + [timer]
     logger = WandbLogger(project="benchmark", save_dir=str(workdir), offline=True)
-    trainer = pl.Trainer(max_epochs=epochs, accelerator="cpu", devices=1, logger=logger, callbacks=callbacks,
-                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                         num_sanity_val_steps=0, default_root_dir=str(workdir))
+    trainer = pl.Trainer(
+        max_epochs=epochs,
+        accelerator="cpu",
+        devices=1,
+        logger=logger,
+        callbacks=callbacks,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        default_root_dir=str(workdir),
+    )
     trainer.fit(model, dm)
     logger.experiment.finish()
     return timer.times[1:]

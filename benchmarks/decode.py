@@ -12,6 +12,7 @@ input 112, batch 8) over the same files. The wait share trains the ``configs/def
 data (generated into ``data/synthetic`` if absent) with its data settings, timing ``next(batch)`` against the whole
 step (forward, backward, optimizer); the first two steps (workers starting) are left out.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,8 +50,14 @@ def write_test_video(path: Path, width: int, height: int, gop: int, seconds: flo
         stream = container.add_stream("libx264", rate=Fraction(FPS))
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         stream.codec_context.gop_size = gop
-        stream.options = {"crf": "23", "preset": "veryfast", "threads": "1", "keyint": str(gop), "min-keyint": str(gop),
-                          "scenecut": "0"}
+        stream.options = {
+            "crf": "23",
+            "preset": "veryfast",
+            "threads": "1",
+            "keyint": str(gop),
+            "min-keyint": str(gop),
+            "scenecut": "0",
+        }
         for t in range(int(seconds * FPS)):
             base = ((x + y + 4 * t) % 256).astype(np.uint8)
             frame = np.stack([base, np.roll(base, 40, 1), 255 - base], -1)
@@ -65,7 +72,9 @@ def make_files(folder: Path, seconds: float) -> list[tuple[str, Path]]:
     for width, height in SIZES:
         for gop in GOPS:
             name = f"{width}x{height} gop {gop}"
-            files.append((name, write_test_video(folder / f"{width}x{height}_gop{gop}.mp4", width, height, gop, seconds)))
+            files.append(
+                (name, write_test_video(folder / f"{width}x{height}_gop{gop}.mp4", width, height, gop, seconds))
+            )
     return files
 
 
@@ -84,8 +93,15 @@ def reader_rate(path: Path, backend: str, starts: list[int]) -> float:
 
 def loader_rate(folder: Path, workers: int, batches: int) -> float:
     """Clips/s of the training DataLoader, after its first batch (workers starting)."""
-    dm = VideoDataModule(root=str(folder), clip_len=CLIP_LEN, stride=STRIDE, input_size=112, batch_size=8,
-                         num_workers=workers, hflip=True)
+    dm = VideoDataModule(
+        root=str(folder),
+        clip_len=CLIP_LEN,
+        stride=STRIDE,
+        input_size=112,
+        batch_size=8,
+        num_workers=workers,
+        hflip=True,
+    )
     dm.setup("fit")
     it = iter(dm.train_dataloader())
     next(it)
@@ -105,8 +121,14 @@ def data_wait_share(steps: int) -> tuple[float, float, float]:
     torch.manual_seed(config.get("seed_everything", 0))
     dm = VideoDataModule(**{**data, "root": str(root)})
     dm.setup("fit")
-    model = VideoClassifier(arch=model_cfg["arch"], num_classes=dm.num_classes, arch_kwargs=model_cfg["arch_kwargs"],
-                            clip_len=data["clip_len"], stride=data["stride"], input_size=data["input_size"]).train()
+    model = VideoClassifier(
+        arch=model_cfg["arch"],
+        num_classes=dm.num_classes,
+        arch_kwargs=model_cfg["arch_kwargs"],
+        clip_len=data["clip_len"],
+        stride=data["stride"],
+        input_size=data["input_size"],
+    ).train()
     optimizer = torch.optim.SGD(model.parameters(), lr=model_cfg["lr"], momentum=0.9)
     waits, totals = [], []
     it = iter(dm.train_dataloader())
@@ -133,8 +155,10 @@ def speed(args, folder: Path) -> None:
     steps = args.steps or (8 if args.quick else 16)
     t_start = time.perf_counter()
     files = make_files(folder, seconds)
-    print(f"torch threads {torch.get_num_threads()}, cpus {os.cpu_count()}; {len(files)} files of {seconds} s at {FPS} fps "
-          f"written in {time.perf_counter() - t_start:.0f} s; {clips} clips of {CLIP_LEN}×stride {STRIDE} per file and reader")
+    print(
+        f"torch threads {torch.get_num_threads()}, cpus {os.cpu_count()}; {len(files)} files of {seconds} s at {FPS} fps "
+        f"written in {time.perf_counter() - t_start:.0f} s; {clips} clips of {CLIP_LEN}×stride {STRIDE} per file and reader"
+    )
     print(f"{'file':<20}{'decord':>10}{'PyAV':>10}{'decord/PyAV':>13}   (clips/s)")
     for name, path in files:
         starts = clip_starts(seconds * FPS, clips)
@@ -149,12 +173,17 @@ def speed(args, folder: Path) -> None:
             os.link(path, target)
     batches = 2 if args.quick else 4
     rates = {w: loader_rate(layout, w, batches) for w in (0, 1, 2)}
-    print(f"DataLoader (all {len(files)} files mixed, batch 8, input 112, {batches} batches after the first): "
-          + ", ".join(f"{w} workers {r:.1f}" for w, r in rates.items()) + " clips/s; "
-          + f"2 workers / 0 = {rates[2] / rates[0]:.2f}")
+    print(
+        f"DataLoader (all {len(files)} files mixed, batch 8, input 112, {batches} batches after the first): "
+        + ", ".join(f"{w} workers {r:.1f}" for w, r in rates.items())
+        + " clips/s; "
+        + f"2 workers / 0 = {rates[2] / rates[0]:.2f}"
+    )
     share, step, wait = data_wait_share(steps)
-    print(f"default config training step ({steps} steps after 2): median step {step * 1000:.0f} ms, median wait "
-          f"{wait * 1000:.0f} ms, waiting for data {100 * share:.0f}% of the step time")
+    print(
+        f"default config training step ({steps} steps after 2): median step {step * 1000:.0f} ms, median wait "
+        f"{wait * 1000:.0f} ms, waiting for data {100 * share:.0f}% of the step time"
+    )
     print(f"total {time.perf_counter() - t_start:.0f} s")
 
 
@@ -193,8 +222,10 @@ def memory(args, folder: Path) -> None:
             read_video_clip(path, lambda _n, _fps, s=s: s + STRIDE * np.arange(CLIP_LEN))
         peak, how = peak_rss_mib()
         peaks.append(peak)
-        print(f"pass {p + 1}: {len(plan)} clips in {time.perf_counter() - t0:.1f} s, peak RSS {peak:.1f} MiB "
-              f"({how}{'' if reset else ', cumulative: no reset'})")
+        print(
+            f"pass {p + 1}: {len(plan)} clips in {time.perf_counter() - t0:.1f} s, peak RSS {peak:.1f} MiB "
+            f"({how}{'' if reset else ', cumulative: no reset'})"
+        )
     ratio = peaks[-1] / peaks[0]
     print(f"last/first {ratio:.3f} ({'within' if ratio <= 1.10 else 'ABOVE'} the 1.10 target)")
 

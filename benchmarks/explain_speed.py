@@ -11,6 +11,7 @@ Rows (ratios of medians, interleaved repeats):
 4. pytorch-grad-cam GradCAM (5-D input) / our Grad-CAM                     target ≥ 20
 5. Captum LayerGradCam + trilinear upsampling + normalisation / our Grad-CAM   target ≥ 1 (no slower)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -59,7 +60,7 @@ def original_procedure(features: np.ndarray, weights: np.ndarray, targets: np.nd
         cam = np.zeros(features.shape[2:], dtype=np.float32)
         for c in range(features.shape[1]):
             cam += weights[targets[b], c] * features[b, c]
-        cam = zoom(cam, [s / c for s, c in zip(size, cam.shape)], order=3)
+        cam = zoom(cam, [s / c for s, c in zip(size, cam.shape, strict=False)], order=3)
         for t in range(cam.shape[0]):
             lo, hi = cam[t].min(), cam[t].max()
             cam[t] = (cam[t] - lo) / (hi - lo + 1e-8)
@@ -78,8 +79,10 @@ def main() -> None:
     model = create_model("resnet3d_18", num_classes=400).to(device).eval()
     clips = torch.randn(args.batch, 3, 16, 112, 112, device=device)
     size = tuple(clips.shape[-3:])
-    print(f"R3D-18, {args.batch}×3×16×112×112, {device}, torch {torch.__version__}, threads {torch.get_num_threads()}, "
-          f"repeats {args.repeats}")
+    print(
+        f"R3D-18, {args.batch}×3×16×112×112, {device}, torch {torch.__version__}, threads {torch.get_num_threads()}, "
+        f"repeats {args.repeats}"
+    )
 
     def forward():
         with torch.no_grad():
@@ -92,26 +95,40 @@ def main() -> None:
         model.zero_grad(set_to_none=True)
 
     tubes = SaliencyTubes(model)
-    t = side_by_side({
-        "forward": forward,
-        "forward + saliency tubes": lambda: tubes(clips),
-        "forward + backward": forward_backward,
-        "forward + grad-cam (ours)": lambda: explain(model, clips, "gradcam"),
-    }, args.repeats, device)
+    t = side_by_side(
+        {
+            "forward": forward,
+            "forward + saliency tubes": lambda: tubes(clips),
+            "forward + backward": forward_backward,
+            "forward + grad-cam (ours)": lambda: explain(model, clips, "gradcam"),
+        },
+        args.repeats,
+        device,
+    )
 
     with torch.no_grad():
         features = model.forward_features(clips)
         targets = model.forward_head(features).argmax(1)
     weight = model.get_classifier().weight.detach()
     f_np, w_np, k_np = features.cpu().numpy(), weight.cpu().numpy(), targets.cpu().numpy()
-    t.update(side_by_side({
-        "original procedure": lambda: original_procedure(f_np, w_np, k_np, size),
-        "ours on the same features": lambda: class_activation_tubes(features, weight, targets, size),
-    }, args.repeats, device))
+    t.update(
+        side_by_side(
+            {
+                "original procedure": lambda: original_procedure(f_np, w_np, k_np, size),
+                "ours on the same features": lambda: class_activation_tubes(features, weight, targets, size),
+            },
+            args.repeats,
+            device,
+        )
+    )
 
     rows = [
         ("(forward + Saliency Tubes) / forward", t["forward + saliency tubes"] / t["forward"], "≤ 1.05"),
-        ("(forward + Grad-CAM) / (forward + backward)", t["forward + grad-cam (ours)"] / t["forward + backward"], "≤ 1.1"),
+        (
+            "(forward + Grad-CAM) / (forward + backward)",
+            t["forward + grad-cam (ours)"] / t["forward + backward"],
+            "≤ 1.1",
+        ),
         ("original procedure / ours (same features)", t["original procedure"] / t["ours on the same features"], "≥ 50"),
     ]
     try:
@@ -130,11 +147,17 @@ def main() -> None:
             attr = captum.attribute(clips, target=targets, relu_attributions=True)
             normalize_tubes(F.interpolate(attr, size=size, mode="trilinear", align_corners=False)[:, 0])
 
-        t.update(side_by_side({
-            "pytorch-grad-cam": library_gradcam,
-            "captum + upsampling": captum_gradcam,
-            "ours grad-cam": lambda: explain(model, clips, "gradcam"),
-        }, args.repeats, device))
+        t.update(
+            side_by_side(
+                {
+                    "pytorch-grad-cam": library_gradcam,
+                    "captum + upsampling": captum_gradcam,
+                    "ours grad-cam": lambda: explain(model, clips, "gradcam"),
+                },
+                args.repeats,
+                device,
+            )
+        )
         rows += [
             ("pytorch-grad-cam GradCAM / ours", t["pytorch-grad-cam"] / t["ours grad-cam"], "≥ 20"),
             ("Captum LayerGradCam + upsampling / ours", t["captum + upsampling"] / t["ours grad-cam"], "≥ 1"),

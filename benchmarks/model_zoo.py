@@ -7,6 +7,7 @@ counts convolutions and linear layers (FLOPs = 2 × multiply-adds). Counters dif
 column adds 2 operations per BatchNorm output element, as thop-style counters do; the MFNet-3D paper's 11.18 G
 matches that convention, the 3D-ResNet figures match the plain count.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,8 +35,11 @@ def count(name: str, shape: tuple[int, int, int], num_classes: int = 400) -> tup
     bn_elements = []
     with torch.device("meta"):
         model = create_model(name, num_classes).eval()
-        hooks = [m.register_forward_hook(lambda _m, _i, out: bn_elements.append(out.numel()))
-                 for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+        hooks = [
+            m.register_forward_hook(lambda _m, _i, out: bn_elements.append(out.numel()))
+            for m in model.modules()
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+        ]
         clip = torch.empty(1, 3, *shape)
         params = sum(p.numel() for p in model.parameters())
         with FlopCounterMode(display=False) as counter:
@@ -61,17 +65,27 @@ def main() -> None:
     header = ("architecture", "input T×H×W", "params (M)", "published", "GMACs", "+2·BN", "published GMACs", "source")
     lines = []
     for name, shape, params, ref_params, macs, ref_macs, with_bn, source in rows:
-        lines.append((name, shape, fmt(params, ref_params), "–" if ref_params is None else f"{ref_params:.1f}",
-                      fmt(macs, ref_macs), fmt(with_bn, ref_macs), "–" if ref_macs is None else f"{ref_macs:.2f}", source))
+        lines.append(
+            (
+                name,
+                shape,
+                fmt(params, ref_params),
+                "–" if ref_params is None else f"{ref_params:.1f}",
+                fmt(macs, ref_macs),
+                fmt(with_bn, ref_macs),
+                "–" if ref_macs is None else f"{ref_macs:.2f}",
+                source,
+            )
+        )
     if args.markdown:
         print("| " + " | ".join(header) + " |")
         print("|" + "---|" * len(header))
         for line in lines:
             print("| " + " | ".join(line) + " |")
     else:
-        widths = [max(len(str(x)) for x in col) for col in zip(header, *lines)]
+        widths = [max(len(str(x)) for x in col) for col in zip(header, *lines, strict=False)]
         for line in (header, *lines):
-            print("  ".join(str(x).ljust(w) for x, w in zip(line, widths)))
+            print("  ".join(str(x).ljust(w) for x, w in zip(line, widths, strict=False)))
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ Every variant starts from the same weights and batch; "same loss" compares the f
 model's (relative 1e-3), so a faster variant that computes something else is flagged. Steps of the variants are
 interleaved, and the figure is the median step time after warm-up (compilation excluded).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -55,7 +56,9 @@ def main() -> None:
     args = parser.parse_args()
     device = torch.device(args.device)
     shape = tuple(int(x) for x in args.clip.lower().split("x"))
-    print(f"device {device}, batch {args.batch}, clip {args.clip}, torch {torch.__version__}, threads {torch.get_num_threads()}")
+    print(
+        f"device {device}, batch {args.batch}, clip {args.clip}, torch {torch.__version__}, threads {torch.get_num_threads()}"
+    )
     print(f"{'architecture':<14}{'variant':<18}{'clips/s':>9}{'× plain':>9}  same loss")
     for arch in args.archs:
         torch.manual_seed(0)

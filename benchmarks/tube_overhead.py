@@ -6,12 +6,12 @@ Both variants run interleaved, in eval mode without gradients; the figure is the
 The tubes are upsampled to the full clip (B×T×H×W) on the model's device, as the callback and
 explain.py use them.
 """
+
 from __future__ import annotations
 
 import argparse
 import statistics
 import time
-
 from pathlib import Path
 
 import torch

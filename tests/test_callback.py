@@ -1,4 +1,5 @@
 """The Saliency Tubes callback in a real (tiny) training run, read back from what it wrote."""
+
 import json
 from pathlib import Path
 
@@ -6,11 +7,11 @@ import pytest
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.loggers import WandbLogger
+from wandb_records import artifact_files, history
 
 from saliency_tubes.data import VideoDataModule, read_frames, video_info
 from saliency_tubes.lightning import RunCheckpoint, SaliencyTubesCallback, VideoClassifier
 from saliency_tubes.lightning.callback import balanced_indices
-from wandb_records import artifact_files, history
 
 ARCH = {"width": 4, "conv1_t_size": 3, "no_max_pool": True}
 
@@ -18,15 +19,32 @@ ARCH = {"width": 4, "conv1_t_size": 3, "no_max_pool": True}
 def _setup(root: Path, seed: int = 0):
     pl.seed_everything(seed, verbose=False)
     dm = VideoDataModule(root=str(root), clip_len=4, stride=2, input_size=32, batch_size=8, num_workers=0)
-    model = VideoClassifier(arch="resnet3d_10", num_classes=dm.num_classes, class_names=dm.class_names, arch_kwargs=ARCH,
-                            clip_len=4, stride=2, input_size=32, lr=0.05)
+    model = VideoClassifier(
+        arch="resnet3d_10",
+        num_classes=dm.num_classes,
+        class_names=dm.class_names,
+        arch_kwargs=ARCH,
+        clip_len=4,
+        stride=2,
+        input_size=32,
+        lr=0.05,
+    )
     return dm, model
 
 
 def _trainer(tmp_path, callbacks, logger=False, epochs=2):
-    return pl.Trainer(max_epochs=epochs, accelerator="cpu", devices=1, logger=logger, callbacks=callbacks,
-                      enable_progress_bar=False, enable_model_summary=False, log_every_n_steps=1,
-                      num_sanity_val_steps=1, default_root_dir=str(tmp_path))
+    return pl.Trainer(
+        max_epochs=epochs,
+        accelerator="cpu",
+        devices=1,
+        logger=logger,
+        callbacks=callbacks,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        log_every_n_steps=1,
+        num_sanity_val_steps=1,
+        default_root_dir=str(tmp_path),
+    )
 
 
 def test_balanced_indices():
@@ -137,7 +155,9 @@ def test_tensorboard_gets_gif_videos_and_tube_plots(tmp_path, tiny_dataset):
 def test_gradient_methods_inside_lightning_validation(tmp_path, tiny_dataset, method):
     """Lightning validates under torch.inference_mode; the gradient methods must still work there."""
     dm, model = _setup(tiny_dataset)
-    callback = SaliencyTubesCallback(num_samples=2, method=method, layer="layer3", faithfulness=True, faithfulness_steps=4)
+    callback = SaliencyTubesCallback(
+        num_samples=2, method=method, layer="layer3", faithfulness=True, faithfulness_steps=4
+    )
     trainer = _trainer(tmp_path, [callback], epochs=1)
     metrics = trainer.validate(model, dm)[0]
     assert 0 <= metrics["val/tube_mass_in_gt"] <= 1

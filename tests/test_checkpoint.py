@@ -1,12 +1,12 @@
 """Loading checkpoints safely, and the safetensors export."""
+
 import pytest
 import torch
+from conftest import Trap
 
 from saliency_tubes.errors import SaliencyTubesError
 from saliency_tubes.lightning import VideoClassifier, load_checkpoint
 from saliency_tubes.lightning.checkpoint import export_safetensors
-
-from conftest import Trap
 
 
 def _lightning_like_checkpoint(path, module: VideoClassifier, **extra):
@@ -15,8 +15,15 @@ def _lightning_like_checkpoint(path, module: VideoClassifier, **extra):
 
 @pytest.fixture
 def module():
-    return VideoClassifier(arch="resnet3d_10", num_classes=3, class_names=["a", "b", "c"], arch_kwargs={"width": 4},
-                           clip_len=4, stride=1, input_size=32)
+    return VideoClassifier(
+        arch="resnet3d_10",
+        num_classes=3,
+        class_names=["a", "b", "c"],
+        arch_kwargs={"width": 4},
+        clip_len=4,
+        stride=1,
+        input_size=32,
+    )
 
 
 def test_a_checkpoint_that_runs_code_is_refused_and_the_code_does_not_run(tmp_path, module):
@@ -45,7 +52,10 @@ def test_round_trip_and_safetensors_export(tmp_path, module):
     assert out.read_bytes()[:8] != b"PK\x03\x04"  # not a zip/pickle
 
 
-@pytest.mark.parametrize("content, message", [(b"", "not a PyTorch or safetensors weight file"), (b"garbage" * 10, "not a PyTorch or safetensors weight file")])
+@pytest.mark.parametrize(
+    "content, message",
+    [(b"", "not a PyTorch or safetensors weight file"), (b"garbage" * 10, "not a PyTorch or safetensors weight file")],
+)
 def test_files_that_are_not_checkpoints(tmp_path, content, message):
     path = tmp_path / "x.ckpt"
     path.write_bytes(content)

@@ -1,4 +1,5 @@
 """End-to-end: the real train.py and explain.py entry points, run as a user would."""
+
 import json
 import os
 import shutil
@@ -9,37 +10,59 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
-from saliency_tubes.data import read_frames, video_info
+from conftest import REPO, Trap
 from wandb_records import history
 
-from conftest import REPO, Trap
+from saliency_tubes.data import read_frames, video_info
 
 pytestmark = pytest.mark.slow
 
 TINY_TRAIN = [
-    "--data.input_size", "32", "--data.clip_len", "4", "--data.batch_size", "8", "--data.num_workers", "0",
-    "--model.arch_kwargs", '{"width": 4, "conv1_t_size": 3, "no_max_pool": true, "stage_t_stride": 1}',
-    "--trainer.max_epochs", "2", "--trainer.enable_progress_bar", "false",
+    "--data.input_size",
+    "32",
+    "--data.clip_len",
+    "4",
+    "--data.batch_size",
+    "8",
+    "--data.num_workers",
+    "0",
+    "--model.arch_kwargs",
+    '{"width": 4, "conv1_t_size": 3, "no_max_pool": true, "stage_t_stride": 1}',
+    "--trainer.max_epochs",
+    "2",
+    "--trainer.enable_progress_bar",
+    "false",
 ]
 
 
-def _run(script: str, *args: str, cwd: Path, timeout: int = 300, env: dict | None = None,
-         unset: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+def _run(
+    script: str, *args: str, cwd: Path, timeout: int = 300, env: dict | None = None, unset: tuple[str, ...] = ()
+) -> subprocess.CompletedProcess:
     # A W&B service started by an in-process test would otherwise serve the child, resolving its paths
     # against the service's working directory instead of the child's.
     drop = {"WANDB_SERVICE", *unset}
     env = {**{k: v for k, v in os.environ.items() if k not in drop}, **(env or {})}
-    return subprocess.run([sys.executable, str(REPO / script), *args], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        [sys.executable, str(REPO / script), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, tiny_dataset):
     cwd = tmp_path_factory.mktemp("run")
     # as a new user: no W&B login and no WANDB_MODE, so train.py itself must choose offline mode
-    proc = _run("train.py", "fit", "--config", str(REPO / "configs" / "default.yaml"), "--data.root", str(tiny_dataset),
-                *TINY_TRAIN, cwd=cwd, unset=("WANDB_MODE", "WANDB_API_KEY"), env={"HOME": str(cwd)})
+    proc = _run(
+        "train.py",
+        "fit",
+        "--config",
+        str(REPO / "configs" / "default.yaml"),
+        "--data.root",
+        str(tiny_dataset),
+        *TINY_TRAIN,
+        cwd=cwd,
+        unset=("WANDB_MODE", "WANDB_API_KEY"),
+        env={"HOME": str(cwd)},
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return cwd, proc
 
@@ -50,7 +73,10 @@ def test_train_writes_checkpoints_and_an_offline_wandb_run(trained):
     best = cwd / best_line.split(": ", 1)[1].split(" (")[0]
     assert best.is_file() and best.parent.parent == cwd / "checkpoints"
     assert (best.parent / "last.ckpt").is_file()
-    assert "--data.root" not in (best.parent / "config.yaml").read_text() and "input_size: 32" in (best.parent / "config.yaml").read_text()
+    assert (
+        "--data.root" not in (best.parent / "config.yaml").read_text()
+        and "input_size: 32" in (best.parent / "config.yaml").read_text()
+    )
     assert not (cwd / "config.yaml").exists()
     run_dir = next((cwd / "wandb").glob("offline-run-*"))
     assert best.parent.name.endswith("-" + run_dir.name.split("-")[-1])  # checkpoints/<time>-<W&B run id>/
@@ -102,8 +128,17 @@ def test_explain_writes_every_output_at_the_videos_resolution(trained, foreign_v
 
 
 def test_explain_with_gradcam_pp_on_a_named_layer(trained, foreign_video, tmp_path):
-    proc = _explain(trained, str(foreign_video), "--out", str(tmp_path / "g"), "--method", "gradcam_pp", "--layer", "layer3",
-                    "--no-focus")
+    proc = _explain(
+        trained,
+        str(foreign_video),
+        "--out",
+        str(tmp_path / "g"),
+        "--method",
+        "gradcam_pp",
+        "--layer",
+        "layer3",
+        "--no-focus",
+    )
     assert proc.returncode == 0, proc.stderr
     out = tmp_path / "g" / foreign_video.stem
     result = json.loads((out / "result.json").read_text())
@@ -113,8 +148,20 @@ def test_explain_with_gradcam_pp_on_a_named_layer(trained, foreign_video, tmp_pa
 
 
 def test_evaluate_writes_a_table_per_method_with_a_random_reference(trained, tiny_dataset, tmp_path):
-    proc = _explain(trained, "--evaluate", "--data.root", str(tiny_dataset), "--max-clips", "6", "--steps", "4",
-                    "--grid", "4", "--out", str(tmp_path / "eval"))
+    proc = _explain(
+        trained,
+        "--evaluate",
+        "--data.root",
+        str(tiny_dataset),
+        "--max-clips",
+        "6",
+        "--steps",
+        "4",
+        "--grid",
+        "4",
+        "--out",
+        str(tmp_path / "eval"),
+    )
     assert proc.returncode == 0, proc.stderr
     rows = json.loads((tmp_path / "eval" / "evaluation.json").read_text())
     assert [r["method"] for r in rows] == ["saliency_tubes", "gradcam", "gradcam_pp", "random"]
@@ -147,7 +194,9 @@ def test_explain_folder_with_bad_inputs_goes_on_and_exits_1(trained, foreign_vid
     (folder / "nested" / "a.mp4").write_bytes((tiny_dataset / "val" / "grow" / "0000.mp4").read_bytes())
     (folder / "broken.mp4").write_text("not a video")
     (folder / "empty.mp4").write_bytes(b"")
-    proc = _explain(trained, str(folder), str(tmp_path / "missing.mp4"), str(foreign_video), "--out", str(tmp_path / "o"))
+    proc = _explain(
+        trained, str(folder), str(tmp_path / "missing.mp4"), str(foreign_video), "--out", str(tmp_path / "o")
+    )
     assert proc.returncode == 1
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
     assert len(errors) == 3
@@ -170,7 +219,10 @@ def test_explain_folder_with_bad_inputs_goes_on_and_exits_1(trained, foreign_vid
         (["--checkpoint", "{ckpt}", "{video}", "--out", "o", "--topk", "0"], "at least 1"),
         (["--checkpoint", "{ckpt}", "{video}", "--out", "o", "--target", "99"], "nor a class of this model"),
         (["--checkpoint", "{ckpt}", "{video}", "--out", "{bad}/sub"], "cannot write --out results"),
-        (["--checkpoint", "{ckpt}", "{video}", "--out", "o", "--method", "gradcam", "--layer", "nope"], "is not a layer"),
+        (
+            ["--checkpoint", "{ckpt}", "{video}", "--out", "o", "--method", "gradcam", "--layer", "nope"],
+            "is not a layer",
+        ),
     ],
 )
 def test_explain_bad_checkpoint_or_arguments_exit_2_with_one_line(trained, foreign_video, tmp_path, args, message):
@@ -193,8 +245,16 @@ def test_explain_from_a_safetensors_export(trained, foreign_video, tmp_path):
     proc = _explain(trained, "--export-safetensors", str(exported))
     assert proc.returncode == 0, proc.stderr
     assert exported.is_file()
-    proc = _run("explain.py", "--checkpoint", str(exported), str(foreign_video), "--out", str(tmp_path / "o"), "--no-focus",
-                cwd=tmp_path)
+    proc = _run(
+        "explain.py",
+        "--checkpoint",
+        str(exported),
+        str(foreign_video),
+        "--out",
+        str(tmp_path / "o"),
+        "--no-focus",
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     ref = _explain(trained, str(foreign_video), "--out", str(tmp_path / "ref"), "--no-focus")
     assert ref.returncode == 0
@@ -205,10 +265,23 @@ def test_explain_from_a_safetensors_export(trained, foreign_video, tmp_path):
 
 def test_training_goes_on_when_wandb_cannot_start(tmp_path, tiny_dataset):
     """An online W&B that cannot be reached (a closed port on loopback): one warning, metrics to CSV, tubes on disk."""
-    unreachable = {"WANDB_MODE": "online", "WANDB_API_KEY": "a" * 40, "WANDB_BASE_URL": "http://127.0.0.1:9",
-                   "WANDB_INIT_TIMEOUT": "5"}
-    proc = _run("train.py", "fit", "--config", str(REPO / "configs" / "default.yaml"), "--data.root", str(tiny_dataset),
-                *TINY_TRAIN, cwd=tmp_path, env=unreachable)
+    unreachable = {
+        "WANDB_MODE": "online",
+        "WANDB_API_KEY": "a" * 40,
+        "WANDB_BASE_URL": "http://127.0.0.1:9",
+        "WANDB_INIT_TIMEOUT": "5",
+    }
+    proc = _run(
+        "train.py",
+        "fit",
+        "--config",
+        str(REPO / "configs" / "default.yaml"),
+        "--data.root",
+        str(tiny_dataset),
+        *TINY_TRAIN,
+        cwd=tmp_path,
+        env=unreachable,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stderr.count("logger could not start") == 1 and "Traceback" not in proc.stderr
     run = next((tmp_path / "checkpoints").iterdir())
@@ -219,8 +292,17 @@ def test_training_goes_on_when_wandb_cannot_start(tmp_path, tiny_dataset):
 
 
 def test_train_with_a_wrong_data_root_is_one_line_error(tmp_path):
-    proc = _run("train.py", "fit", "--config", str(REPO / "configs" / "default.yaml"), "--data.root", str(tmp_path / "nope"),
-                "--trainer.logger", "false", cwd=tmp_path)
+    proc = _run(
+        "train.py",
+        "fit",
+        "--config",
+        str(REPO / "configs" / "default.yaml"),
+        "--data.root",
+        str(tmp_path / "nope"),
+        "--trainer.logger",
+        "false",
+        cwd=tmp_path,
+    )
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1].startswith("error: ") and "nope" in proc.stderr
     assert "Traceback" not in proc.stderr
@@ -229,8 +311,19 @@ def test_train_with_a_wrong_data_root_is_one_line_error(tmp_path):
 
 def _train_error(tmp_path, root, *extra) -> str:
     """Run train.py expecting a user error: exit 2, the last stderr line ``error: ...``, no traceback."""
-    proc = _run("train.py", "fit", "--config", str(REPO / "configs" / "default.yaml"), "--data.root", str(root), *TINY_TRAIN,
-                *extra, "--trainer.logger", "false", cwd=tmp_path)
+    proc = _run(
+        "train.py",
+        "fit",
+        "--config",
+        str(REPO / "configs" / "default.yaml"),
+        "--data.root",
+        str(root),
+        *TINY_TRAIN,
+        *extra,
+        "--trainer.logger",
+        "false",
+        cwd=tmp_path,
+    )
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr
     last = proc.stderr.strip().splitlines()[-1]
@@ -271,35 +364,72 @@ def test_explain_a_bare_public_weight_file(arch, foreign_video, tmp_path):
     model = create_model(arch, 3).eval()
     weights = tmp_path / "release.pth"
     if arch.startswith("resnet"):
-        torch.save({"epoch": 200, "arch": arch, "state_dict": {f"module.{k}": v for k, v in model.state_dict().items()}}, weights)
+        torch.save(
+            {"epoch": 200, "arch": arch, "state_dict": {f"module.{k}": v for k, v in model.state_dict().items()}},
+            weights,
+        )
     else:
         torch.save(model.state_dict(), weights)
     (tmp_path / "classes.txt").write_text("walk\nrun\njump\n")
     out = tmp_path / "o"
-    proc = _run("explain.py", "--checkpoint", str(weights), "--arch", arch, "--class-names", str(tmp_path / "classes.txt"),
-                str(foreign_video), "--out", str(out), "--no-focus", "--max-frames", "16", cwd=tmp_path)
+    proc = _run(
+        "explain.py",
+        "--checkpoint",
+        str(weights),
+        "--arch",
+        arch,
+        "--class-names",
+        str(tmp_path / "classes.txt"),
+        str(foreign_video),
+        "--out",
+        str(out),
+        "--no-focus",
+        "--max-frames",
+        "16",
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     result = json.loads((out / foreign_video.stem / "result.json").read_text())
     assert result["clip_len"] == 16 and result["input_size"] == 112  # the architecture's reference input
     assert {p["class"] for p in result["predictions"]} == {"walk", "run", "jump"}
     saliency = np.load(out / foreign_video.stem / "saliency.npy")
     assert saliency.shape[1:] == (97, 131) and saliency.min() == 0 and saliency.max() > 0.95
-    for extra, message in ((["--num-classes", "5"], "has a 3-class classifier, not 5"),
-                           (["--class-names", str(weights)], "class names"),
-                           ([], None)):
+    for extra, message in (
+        (["--num-classes", "5"], "has a 3-class classifier, not 5"),
+        (["--class-names", str(weights)], "class names"),
+        ([], None),
+    ):
         if message is None:
             proc = _run("explain.py", "--checkpoint", str(weights), str(foreign_video), "--out", str(out), cwd=tmp_path)
             message = "give --arch"
         else:
-            proc = _run("explain.py", "--checkpoint", str(weights), "--arch", arch, *extra, str(foreign_video), "--out",
-                        str(out), cwd=tmp_path)
+            proc = _run(
+                "explain.py",
+                "--checkpoint",
+                str(weights),
+                "--arch",
+                arch,
+                *extra,
+                str(foreign_video),
+                "--out",
+                str(out),
+                cwd=tmp_path,
+            )
         assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and message in proc.stderr, proc.stderr
 
 
 @pytest.mark.parametrize("preset", ["finetune_mfnet_ucf101", "finetune_r3d18_ucf101", "kinetics_r3d50"])
 def test_presets_parse(preset, tmp_path):
-    proc = _run("train.py", "fit", "--config", str(REPO / "configs" / f"{preset}.yaml"), "--model.pretrained", "w.pth",
-                "--print_config", cwd=tmp_path)
+    proc = _run(
+        "train.py",
+        "fit",
+        "--config",
+        str(REPO / "configs" / f"{preset}.yaml"),
+        "--model.pretrained",
+        "w.pth",
+        "--print_config",
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "pretrained: w.pth" in proc.stdout and "layout:" in proc.stdout
 
@@ -308,9 +438,26 @@ def test_fine_tuning_through_train_py(trained, tiny_dataset, tmp_path):
     """--model.pretrained with a checkpoint of this project, frozen stem, lower backbone learning rate."""
     cwd, _ = trained
     ckpt = next((cwd / "checkpoints").glob("*/last.ckpt"))
-    proc = _run("train.py", "fit", "--config", str(REPO / "configs" / "default.yaml"), "--data.root", str(tiny_dataset),
-                *TINY_TRAIN, "--trainer.max_epochs", "1", "--trainer.logger", "false", "--model.pretrained", str(ckpt),
-                "--model.freeze_stages", "1", "--model.backbone_lr_mult", "0.2", cwd=tmp_path)
+    proc = _run(
+        "train.py",
+        "fit",
+        "--config",
+        str(REPO / "configs" / "default.yaml"),
+        "--data.root",
+        str(tiny_dataset),
+        *TINY_TRAIN,
+        "--trainer.max_epochs",
+        "1",
+        "--trainer.logger",
+        "false",
+        "--model.pretrained",
+        str(ckpt),
+        "--model.freeze_stages",
+        "1",
+        "--model.backbone_lr_mult",
+        "0.2",
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "saliency-tubes checkpoint: " in proc.stdout + proc.stderr and "tensors kept" in proc.stdout + proc.stderr
     tuned = torch.load(next((tmp_path / "checkpoints").glob("*/last.ckpt")), weights_only=True)["state_dict"]

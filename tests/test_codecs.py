@@ -1,13 +1,14 @@
 """Codecs and containers other than H.264 MP4, frame-rate metadata, display rotation, and one epoch of training
 on every dataset layout, all on tiny real videos."""
+
 import warnings
 from fractions import Fraction
 
 import numpy as np
 import pytest
+from test_layouts import _dm, _epic, _folder, _hmdb, _jpeg_folders, _kinetics, _ucf
 
 from saliency_tubes.data import read_clip, read_frames, video_info
-from test_layouts import _dm, _epic, _folder, _hmdb, _jpeg_folders, _kinetics, _ucf
 
 H, W, N = 32, 64, 8
 
@@ -36,9 +37,13 @@ def _write(path, codec, pix_fmt="yuv420p", rate=Fraction(25, 2), frames=None, ro
     return path
 
 
-CODECS = [("mpeg4", "avi", "yuv420p", Fraction(25, 2)), ("libvpx-vp9", "webm", "yuv420p", Fraction(30000, 1001)),
-          ("libvpx", "mkv", "yuv420p", Fraction(25, 2)), ("mjpeg", "avi", "yuvj420p", Fraction(12)),
-          ("libx264", "mkv", "yuv420p", Fraction(30000, 1001))]
+CODECS = [
+    ("mpeg4", "avi", "yuv420p", Fraction(25, 2)),
+    ("libvpx-vp9", "webm", "yuv420p", Fraction(30000, 1001)),
+    ("libvpx", "mkv", "yuv420p", Fraction(25, 2)),
+    ("mjpeg", "avi", "yuvj420p", Fraction(12)),
+    ("libx264", "mkv", "yuv420p", Fraction(30000, 1001)),
+]
 
 
 @pytest.mark.parametrize("codec,ext,pix_fmt,rate", CODECS, ids=[f"{c}-{e}" for c, e, *_ in CODECS])
@@ -96,13 +101,22 @@ def _zoo(root):
     (root / "train" / "run" / "text.mp4").write_text("this is not a video\n")
 
 
-LAYOUTS = {"folder": (_folder, 4), "frames": (_jpeg_folders, 4), "ucf101": (_ucf, 4), "hmdb51": (_hmdb, 4),
-           "kinetics": (_kinetics, 3), "epic_kitchens": (_epic, 3), "folder_with_bad_files": (_zoo, 13)}
+LAYOUTS = {
+    "folder": (_folder, 4),
+    "frames": (_jpeg_folders, 4),
+    "ucf101": (_ucf, 4),
+    "hmdb51": (_hmdb, 4),
+    "kinetics": (_kinetics, 3),
+    "epic_kitchens": (_epic, 3),
+    "folder_with_bad_files": (_zoo, 13),
+}
 BAD = {"zero.mp4", "truncated.mp4", "text.mp4"}
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
-@pytest.mark.filterwarnings("ignore:kinetics train. 1 annotated videos are missing")  # the builder leaves one out on purpose
+@pytest.mark.filterwarnings(
+    "ignore:kinetics train. 1 annotated videos are missing"
+)  # the builder leaves one out on purpose
 def test_one_epoch_of_training_on_each_layout(tmp_path, layout):
     import pytorch_lightning as pl
 
@@ -113,16 +127,32 @@ def test_one_epoch_of_training_on_each_layout(tmp_path, layout):
     bad = BAD if build is _zoo else set()
     dm = _dm(tmp_path, layout="folder" if bad else layout, batch_size=1)
     pl.seed_everything(0, verbose=False)
-    model = VideoClassifier(arch="resnet3d_10", num_classes=dm.num_classes, class_names=dm.class_names, clip_len=4, stride=2,
-                            input_size=32, arch_kwargs={"width": 4, "conv1_t_size": 3, "no_max_pool": True})
+    model = VideoClassifier(
+        arch="resnet3d_10",
+        num_classes=dm.num_classes,
+        class_names=dm.class_names,
+        clip_len=4,
+        stride=2,
+        input_size=32,
+        arch_kwargs={"width": 4, "conv1_t_size": 3, "no_max_pool": True},
+    )
     seen = set()
 
     class Seen(pl.Callback):
         def on_train_batch_start(self, trainer, module, batch, batch_idx):
             seen.update(batch["index"].tolist())
 
-    trainer = pl.Trainer(max_epochs=1, accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                         enable_model_summary=False, limit_val_batches=1, num_sanity_val_steps=0, callbacks=[Seen()])
+    trainer = pl.Trainer(
+        max_epochs=1,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=1,
+        num_sanity_val_steps=0,
+        callbacks=[Seen()],
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # kinetics' missing videos, epic's unseen verbs, the bad files
         trainer.fit(model, datamodule=dm)

@@ -5,7 +5,13 @@ import pytest
 import torch
 
 from saliency_tubes.data import (
-    ClipTransform, VideoDataModule, clip_indices, consecutive_clips, normalize, resize_short_side, scan_folder,
+    ClipTransform,
+    VideoDataModule,
+    clip_indices,
+    consecutive_clips,
+    normalize,
+    resize_short_side,
+    scan_folder,
 )
 from saliency_tubes.data.datasets import VideoClipDataset
 from saliency_tubes.errors import SaliencyTubesError
@@ -24,7 +30,7 @@ def test_consecutive_clips_cover_every_stride_frame_once():
     np.testing.assert_array_equal(frames, np.arange(0, 23, 2))
     assert clips.shape == (3, 4)
     np.testing.assert_array_equal(clips.ravel()[: len(frames)], frames)
-    assert (clips.ravel()[len(frames):] == frames[-1]).all()
+    assert (clips.ravel()[len(frames) :] == frames[-1]).all()
 
 
 def test_resize_short_side_keeps_aspect():
@@ -108,11 +114,13 @@ def test_randaugment_draws_once_per_clip_and_from_the_item_generator():
         assert (out == out[:1]).all()  # the same operations on every frame
     torch.testing.assert_close(augmented(frames, rng=np.random.default_rng(3))[0], outs[3])  # reproducible
     base = [plain(frames, rng=np.random.default_rng(seed))[0] for seed in range(6)]
-    assert any(not torch.equal(a, b) for a, b in zip(outs, base))
+    assert any(not torch.equal(a, b) for a, b in zip(outs, base, strict=False))
 
 
 def test_randaugment_from_the_data_module(tiny_dataset):
-    dm = VideoDataModule(root=str(tiny_dataset), clip_len=4, input_size=32, batch_size=4, num_workers=0, randaugment=(2, 9))
+    dm = VideoDataModule(
+        root=str(tiny_dataset), clip_len=4, input_size=32, batch_size=4, num_workers=0, randaugment=(2, 9)
+    )
     dm.setup("fit")
     assert dm.train_dataset.transform.randaugment == (2, 9) and dm.val_dataset.transform.train is False
     batch = next(iter(dm.train_dataloader()))

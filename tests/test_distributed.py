@@ -1,11 +1,11 @@
 """Two processes on CPU (DDP over gloo) through the real train.py: tubes logged once per epoch, no deadlock,
 and validation metrics equal to a single process on the same checkpoint."""
+
 import csv
 import shutil
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO
 from test_cli import TINY_TRAIN, _run
 from wandb_records import history
@@ -50,9 +50,25 @@ def test_ddp_fit_logs_tubes_once_and_validates_like_one_process(tmp_path, odd_da
     metrics = {}
     for devices in ("1", "2"):
         out = tmp_path / f"csv{devices}"
-        proc = _run("train.py", "validate", *_common(tiny_dataset), "--trainer.devices", devices, "--trainer.strategy", "ddp",
-                    "--trainer.accelerator", "cpu", "--trainer.logger", "pytorch_lightning.loggers.CSVLogger",
-                    "--trainer.logger.save_dir", str(out), "--ckpt_path", str(ckpt), cwd=tmp_path, timeout=400)
+        proc = _run(
+            "train.py",
+            "validate",
+            *_common(tiny_dataset),
+            "--trainer.devices",
+            devices,
+            "--trainer.strategy",
+            "ddp",
+            "--trainer.accelerator",
+            "cpu",
+            "--trainer.logger",
+            "pytorch_lightning.loggers.CSVLogger",
+            "--trainer.logger.save_dir",
+            str(out),
+            "--ckpt_path",
+            str(ckpt),
+            cwd=tmp_path,
+            timeout=400,
+        )
         assert proc.returncode == 0, proc.stderr[-3000:]
         metrics[devices] = _metrics(out)
     assert set(metrics["1"]) >= {"val/acc_top1", "val/acc_top5", "val/loss", "val/tube_mass_in_gt"}

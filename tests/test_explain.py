@@ -3,7 +3,14 @@ import pytest
 import torch
 from torch import nn
 
-from saliency_tubes.explain import SaliencyTubes, class_activation_tubes, mask_share, normalize_tubes, tube_mass_in_gt, upsample_tubes
+from saliency_tubes.explain import (
+    SaliencyTubes,
+    class_activation_tubes,
+    mask_share,
+    normalize_tubes,
+    tube_mass_in_gt,
+    upsample_tubes,
+)
 from saliency_tubes.models import create_model
 
 
@@ -80,7 +87,9 @@ def test_cam_tube_equals_direct_computation():
         k = int(result.targets[b])
         assert k == int(model(clips[b : b + 1]).argmax())
         np.testing.assert_allclose(result.tubes[b].numpy(), slow_tube(features[b], weight, k, (4, 8, 12)), atol=1e-5)
-        np.testing.assert_allclose(clipped.tubes[b].numpy(), slow_tube(features[b], weight, k, (4, 8, 12), clip=True), atol=1e-5)
+        np.testing.assert_allclose(
+            clipped.tubes[b].numpy(), slow_tube(features[b], weight, k, (4, 8, 12), clip=True), atol=1e-5
+        )
 
 
 def test_given_target_and_topk():
@@ -130,10 +139,14 @@ def test_model_without_contract_is_rejected():
         SaliencyTubes(nn.Linear(3, 3))
 
 
-@pytest.mark.parametrize("src, dst", [((1, 4, 4), (8, 32, 32)), ((3, 5, 7), (8, 16, 20)), ((4, 4, 4), (4, 4, 4)), ((2, 3, 3), (9, 11, 5))])
+@pytest.mark.parametrize(
+    "src, dst", [((1, 4, 4), (8, 32, 32)), ((3, 5, 7), (8, 16, 20)), ((4, 4, 4), (4, 4, 4)), ((2, 3, 3), (9, 11, 5))]
+)
 def test_separable_upsampling_is_trilinear(src, dst):
     maps = torch.randn(2, 3, *src)
-    expected = torch.nn.functional.interpolate(maps.reshape(6, 1, *src), size=dst, mode="trilinear", align_corners=False)
+    expected = torch.nn.functional.interpolate(
+        maps.reshape(6, 1, *src), size=dst, mode="trilinear", align_corners=False
+    )
     torch.testing.assert_close(upsample_tubes(maps, dst), expected.reshape(2, 3, *dst), rtol=1e-5, atol=1e-5)
 
 
@@ -167,7 +180,7 @@ def test_stitching_cross_fades_clips_of_different_scale():
     positions = overlapping_clips(12, 4)
     scales = [1.0, 1.0, 10.0, 10.0, 10.0]
     stitcher = TubeStitcher(1, 12, (2, 2))
-    for pos, scale in zip(positions, scales):
+    for pos, scale in zip(positions, scales, strict=False):
         stitcher.add(pos, torch.full((1, 4, 2, 2), scale))
     tube = stitcher.result()[0, :, 0, 0]
     np.testing.assert_allclose(tube.numpy(), [0, 0, 0, 0, 1 / 3, 2 / 3, 1, 1, 1, 1, 1, 1], atol=1e-6)

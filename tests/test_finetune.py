@@ -1,4 +1,5 @@
 """Fine-tuning controls of the LightningModule, checked on a real (tiny) training run."""
+
 import pytest
 import pytorch_lightning as pl
 import torch
@@ -13,12 +14,31 @@ ARCH = {"width": 4, "conv1_t_size": 3, "no_max_pool": True}
 def _fit(tmp_path, root, **kwargs):
     pl.seed_everything(0, verbose=False)
     dm = VideoDataModule(root=str(root), clip_len=4, stride=2, input_size=32, batch_size=8, num_workers=0)
-    model = VideoClassifier(arch="resnet3d_10", num_classes=dm.num_classes, class_names=dm.class_names, arch_kwargs=ARCH,
-                            clip_len=4, stride=2, input_size=32, lr=0.05, scheduler="none", **kwargs)
+    model = VideoClassifier(
+        arch="resnet3d_10",
+        num_classes=dm.num_classes,
+        class_names=dm.class_names,
+        arch_kwargs=ARCH,
+        clip_len=4,
+        stride=2,
+        input_size=32,
+        lr=0.05,
+        scheduler="none",
+        **kwargs,
+    )
     before = {k: v.clone() for k, v in model.model.state_dict().items()}
-    pl.Trainer(max_epochs=1, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-               enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0,
-               default_root_dir=str(tmp_path)).fit(model, dm)
+    pl.Trainer(
+        max_epochs=1,
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        limit_val_batches=0,
+        default_root_dir=str(tmp_path),
+    ).fit(model, dm)
     after = model.model.state_dict()
     return model, {k for k in before if not torch.equal(before[k], after[k])}
 
@@ -44,7 +64,9 @@ def test_backbone_lr_multiplier(tmp_path, tiny_dataset):
     assert changed == {"fc.weight", "fc.bias"}  # a zero multiplier trains the classifier only
     lrs = {g["lr"] for g in model.trainer.optimizers[0].param_groups}
     assert lrs == {0.0, 0.05}
-    model = VideoClassifier(arch="resnet3d_10", num_classes=3, arch_kwargs=ARCH, lr=0.1, scheduler="none", backbone_lr_mult=0.2)
+    model = VideoClassifier(
+        arch="resnet3d_10", num_classes=3, arch_kwargs=ARCH, lr=0.1, scheduler="none", backbone_lr_mult=0.2
+    )
     groups = model.configure_optimizers().param_groups
     head = {id(p) for p in model.model.fc.parameters()}
     for g in groups:
@@ -53,8 +75,10 @@ def test_backbone_lr_multiplier(tmp_path, tiny_dataset):
 
 def test_fine_tuning_from_a_checkpoint_with_other_classes(tmp_path, tiny_dataset):
     source = create_model("resnet3d_10", 7, **ARCH)
-    torch.save({"epoch": 1, "arch": "resnet-10", "state_dict": {f"module.{k}": v for k, v in source.state_dict().items()}},
-               tmp_path / "hara.pth")
+    torch.save(
+        {"epoch": 1, "arch": "resnet-10", "state_dict": {f"module.{k}": v for k, v in source.state_dict().items()}},
+        tmp_path / "hara.pth",
+    )
     model, _ = _fit(tmp_path, tiny_dataset, pretrained=str(tmp_path / "hara.pth"), freeze_stages=5)
     report = model.model.pretrained_report
     assert report.replaced == ["fc.weight", "fc.bias"] and not report.missing
@@ -70,8 +94,10 @@ def test_bad_fine_tuning_settings():
         VideoClassifier(arch="resnet3d_10", num_classes=3, arch_kwargs=ARCH, backbone_lr_mult=-1)
 
 
-@pytest.mark.parametrize("arch, kwargs", [("resnet3d_10", ARCH), ("resnet2p1d_10", ARCH), ("resnet3d_50", ARCH), ("r3d_18", {}),
-                                          ("mfnet3d", {})])
+@pytest.mark.parametrize(
+    "arch, kwargs",
+    [("resnet3d_10", ARCH), ("resnet2p1d_10", ARCH), ("resnet3d_50", ARCH), ("r3d_18", {}), ("mfnet3d", {})],
+)
 def test_every_architecture_names_five_stages_covering_the_backbone(arch, kwargs):
     model = create_model(arch, 3, **kwargs)
     stages = stage_groups(model)

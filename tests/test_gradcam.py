@@ -1,19 +1,26 @@
 """Grad-CAM and Grad-CAM++ tubes: reference checks, side-effect freedom, inference mode, every architecture."""
+
 import numpy as np
 import pytest
 import torch
 from captum.attr import LayerGradCam
+from test_explain import ToyVideoNet
 
 from saliency_tubes.explain import METHODS, explain, normalize_tubes, upsample_tubes
 from saliency_tubes.models import create_model, list_models
 
-from test_explain import ToyVideoNet
-
-
 SMALL = {"width": 4, "no_max_pool": True, "conv1_t_size": 3}
 # One architecture per building block (deeper depths repeat the same blocks), at a small width where it has one.
-FAMILIES = {"resnet3d_10": SMALL, "resnet3d_50": SMALL, "resnet2p1d_10": SMALL, "resnet2p1d_50": SMALL, "r3d_18": {},
-            "mc3_18": {}, "r2plus1d_18": {}, "mfnet3d": {}}
+FAMILIES = {
+    "resnet3d_10": SMALL,
+    "resnet3d_50": SMALL,
+    "resnet2p1d_10": SMALL,
+    "resnet2p1d_50": SMALL,
+    "r3d_18": {},
+    "mc3_18": {},
+    "r2plus1d_18": {},
+    "mfnet3d": {},
+}
 
 
 def _model(name="resnet3d_10"):
@@ -27,7 +34,9 @@ def test_every_architecture_family_is_covered():
     assert prefixes <= {name.rsplit("_", 1)[0] if name.startswith("resnet") else name for name in FAMILIES}
 
 
-@pytest.mark.parametrize("layer, module", [(None, "layer4"), ("layer3", "layer3"), ("layer2.0.conv1", "layer2.0.conv1")])
+@pytest.mark.parametrize(
+    "layer, module", [(None, "layer4"), ("layer3", "layer3"), ("layer2.0.conv1", "layer2.0.conv1")]
+)
 def test_gradcam_matches_captum_layer_gradcam(layer, module):
     model = _model()
     clips = torch.randn(3, 3, 8, 32, 32)

@@ -1,4 +1,5 @@
 """Dataset layouts, clip sampling inside segments, and skipping unreadable files, on tiny real videos."""
+
 import os
 import shutil
 import subprocess
@@ -8,13 +9,12 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from conftest import REPO
 from PIL import Image
 
 from saliency_tubes.data import VideoDataModule, clip_indices
 from saliency_tubes.errors import SaliencyTubesError
 from saliency_tubes.videoio import write_video
-
-from conftest import REPO
 
 
 def _frames(n: int, value: int = 0, size: int = 32) -> np.ndarray:
@@ -40,8 +40,11 @@ def _epoch(dm, loader):
 
 
 def _labels_by_name(dm, batches, dataset):
-    return {dataset.videos[i].stem: dm.class_names[int(label)]
-            for b in batches for i, label in zip(b["index"].tolist(), b["label"].tolist())}
+    return {
+        dataset.videos[i].stem: dm.class_names[int(label)]
+        for b in batches
+        for i, label in zip(b["index"].tolist(), b["label"].tolist(), strict=False)
+    }
 
 
 def _check_loaders(dm, expected_val):
@@ -50,7 +53,7 @@ def _check_loaders(dm, expected_val):
     train = _epoch(dm, dm.train_dataloader())
     assert train and all(b["clip"].shape[1:] == (3, 4, 32, 32) for b in train)
     for b in train:  # each training video sits in a folder, or has a name, of its class
-        for i, label in zip(b["index"].tolist(), b["label"].tolist()):
+        for i, label in zip(b["index"].tolist(), b["label"].tolist(), strict=False):
             assert dm.class_names[label] in str(dm.train_dataset.videos[i])
     val = _epoch(dm, dm.val_dataloader())
     assert _labels_by_name(dm, val, dm.val_dataset) == expected_val
@@ -141,7 +144,12 @@ def _kinetics(root):
     ann = root / "annotations"
     ann.mkdir()
     head = "label,youtube_id,time_start,time_end,split\n"
-    train = [("abseiling", "aaa", 10), ("abseiling", "bbb", 0), ("air drumming", "ccc", 5), ("air drumming", "gone1", 3)]
+    train = [
+        ("abseiling", "aaa", 10),
+        ("abseiling", "bbb", 0),
+        ("air drumming", "ccc", 5),
+        ("air drumming", "gone1", 3),
+    ]
     val = [("abseiling", "ddd", 20), ("air drumming", "eee", 7), ("air drumming", "gone2", 1)]
     for split, rows, nested in (("train", train, True), ("validate", val, False)):
         (ann / f"{split}.csv").write_text(head + "".join(f"{lab},{y},{s},{s + 10},{split}\n" for lab, y, s in rows))
@@ -160,8 +168,10 @@ def test_kinetics_layout_warns_about_missing_videos(tmp_path):
         _check_loaders(dm, {"ddd_000020_000030": "abseiling", "eee_000007_000017": "air drumming"})
 
 
-EPIC_HEAD = ("narration_id,participant_id,video_id,narration_timestamp,start_timestamp,stop_timestamp,start_frame,"
-             "stop_frame,narration,verb,verb_class,noun,noun_class,all_nouns,all_noun_classes\n")
+EPIC_HEAD = (
+    "narration_id,participant_id,video_id,narration_timestamp,start_timestamp,stop_timestamp,start_frame,"
+    "stop_frame,narration,verb,verb_class,noun,noun_class,all_nouns,all_noun_classes\n"
+)
 
 
 def _epic(root):
@@ -173,12 +183,20 @@ def _epic(root):
 
     def row(i, video, start, stop, verb, vc, noun, nc):
         ts = [f"00:00:{s:06.3f}" for s in (start, stop)]
-        return f"{video}_{i},{video[:3]},{video},{ts[0]},{ts[0]},{ts[1]},0,0,{verb} {noun},{verb},{vc},{noun},{nc},[],[]\n"
+        return (
+            f"{video}_{i},{video[:3]},{video},{ts[0]},{ts[0]},{ts[1]},0,0,{verb} {noun},{verb},{vc},{noun},{nc},[],[]\n"
+        )
 
-    train = [row(0, "P01_01", 0.5, 1.5, "take", 0, "plate", 2), row(1, "P01_01", 2.0, 3.9, "open", 3, "door", 5),
-             row(2, "P02_01", 1.0, 1.3, "take", 0, "door", 5)]  # 3 frames: looped inside the segment
-    val = [row(3, "P02_01", 0.0, 2.0, "open", 3, "plate", 2), row(4, "P02_01", 1.0, 3.0, "open", 3, "door", 5),
-           row(5, "P02_01", 0.0, 1.0, "wash", 7, "pan", 9)]  # a verb training never saw
+    train = [
+        row(0, "P01_01", 0.5, 1.5, "take", 0, "plate", 2),
+        row(1, "P01_01", 2.0, 3.9, "open", 3, "door", 5),
+        row(2, "P02_01", 1.0, 1.3, "take", 0, "door", 5),
+    ]  # 3 frames: looped inside the segment
+    val = [
+        row(3, "P02_01", 0.0, 2.0, "open", 3, "plate", 2),
+        row(4, "P02_01", 1.0, 3.0, "open", 3, "door", 5),
+        row(5, "P02_01", 0.0, 1.0, "wash", 7, "pan", 9),
+    ]  # a verb training never saw
     (ann / "EPIC_100_train.csv").write_text(EPIC_HEAD + "".join(train))
     (ann / "EPIC_100_validation.csv").write_text(EPIC_HEAD + "".join(val))
 
@@ -271,7 +289,9 @@ def test_bad_files_are_skipped_with_one_warning_each(zoo, workers):
 
 def _warned(records) -> list[str]:
     """The file names the "skipping unreadable video" warnings name."""
-    return [str(w.message).split(":")[0].split("/")[-1] for w in records if "skipping unreadable video" in str(w.message)]
+    return [
+        str(w.message).split(":")[0].split("/")[-1] for w in records if "skipping unreadable video" in str(w.message)
+    ]
 
 
 def test_a_hanging_decode_is_given_up_on(tmp_path):
@@ -305,8 +325,14 @@ def test_a_split_with_nothing_readable_fails_at_setup(tmp_path):
 
 
 def _check(*args):
-    return subprocess.run([sys.executable, "-m", "saliency_tubes.data.check", *args], capture_output=True, text=True,
-                          cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO / "src")}, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "saliency_tubes.data.check", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO / "src")},
+        timeout=120,
+    )
 
 
 def test_check_cli(zoo, tmp_path, capsys):
@@ -349,8 +375,15 @@ def test_skipped_reach_the_main_process_through_a_trainer(zoo):
             return torch.optim.SGD(self.parameters(), lr=0.1)
 
     dm = _dm(zoo, batch_size=3, num_workers=2)
-    trainer = pl.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                         enable_model_summary=False, limit_val_batches=0, accelerator="cpu")
+    trainer = pl.Trainer(
+        max_epochs=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        accelerator="cpu",
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         trainer.fit(Tiny(), datamodule=dm)

@@ -3,6 +3,7 @@
 The reference layout and the MAC count are derived here from the published architecture rules of
 cypw/PyTorch-MFNet ``network/mfnet_3d.py``, independently of our model code, so these tests can fail.
 """
+
 import math
 
 import pytest
@@ -15,7 +16,12 @@ from saliency_tubes.models.mfnet3d import MFNet3D, mfnet3d
 # Reference rules: (stage, units, output width = num_mid, stride of the first unit); 16 groups; the
 # multiplexer goes through num_mid // 4 channels; the first unit of a stage has a dense 1×1×1 conv_m2 and a
 # 1×1×1 shortcut conv_w1, later units a grouped 1×3×3 conv_m2 and no conv_w1.
-REFERENCE_STAGES = [("conv2", 3, 96, (2, 1, 1)), ("conv3", 4, 192, (1, 2, 2)), ("conv4", 6, 384, (1, 2, 2)), ("conv5", 3, 768, (1, 2, 2))]
+REFERENCE_STAGES = [
+    ("conv2", 3, 96, (2, 1, 1)),
+    ("conv3", 4, 192, (1, 2, 2)),
+    ("conv4", 6, 384, (1, 2, 2)),
+    ("conv5", 3, 768, (1, 2, 2)),
+]
 GROUPS = 16
 
 
@@ -29,7 +35,7 @@ def reference_convs(frames=16, size=224):
         for i in range(1, units + 1):
             name, first = f"{stage}.B{i:02d}", i == 1
             stride = stride if first else (1, 1, 1)
-            out_grid = tuple(math.ceil(g / s) for g, s in zip(grid, stride))
+            out_grid = tuple(math.ceil(g / s) for g, s in zip(grid, stride, strict=False))
             convs += [
                 (f"{name}.conv_i1", num_in, width // 4, 1, (1, 1, 1), (1, 1, 1), grid),
                 (f"{name}.conv_i2", width // 4, num_in, 1, (1, 1, 1), (1, 1, 1), grid),
@@ -56,7 +62,10 @@ def reference_state_dict(num_classes=400, num_batches_tracked=False):
     shapes = {"module.conv1.conv.weight": (cout, cin, *kernel)} | bn("module.conv1.bn", cout)
     for name, cin, cout, groups, kernel, _, _ in units:  # BN_AC_CONV3D: BN and ReLU on the input, then the conv
         shapes |= bn(f"module.{name}.bn", cin) | {f"module.{name}.conv.weight": (cout, cin // groups, *kernel)}
-    shapes |= bn("module.tail.bn", 768) | {"module.classifier.weight": (num_classes, 768), "module.classifier.bias": (num_classes,)}
+    shapes |= bn("module.tail.bn", 768) | {
+        "module.classifier.weight": (num_classes, 768),
+        "module.classifier.bias": (num_classes,),
+    }
     return {k: torch.randn(s) if s else torch.tensor(7) for k, s in shapes.items()}
 
 
@@ -114,7 +123,12 @@ def test_reference_checkpoint_loads_strictly(num_batches_tracked):
     assert {k: tuple(v.shape) for k, v in state.items()} == {k: tuple(ours[k].shape) for k in state if k in ours}
     result = net.load_state_dict(state, strict=True)
     assert not result.missing_keys and not result.unexpected_keys
-    for key in ("conv2.B01.conv_w1.conv.weight", "conv5.B03.conv_m2.bn.running_var", "tail.bn.weight", "classifier.bias"):
+    for key in (
+        "conv2.B01.conv_w1.conv.weight",
+        "conv5.B03.conv_m2.bn.running_var",
+        "tail.bn.weight",
+        "classifier.bias",
+    ):
         torch.testing.assert_close(net.state_dict()[key], state[key])
 
 
@@ -131,7 +145,10 @@ def test_parameters_and_multiply_adds():
     with counter, torch.no_grad():
         net(clip)
     macs = counter.get_total_flops() // 2  # FlopCounterMode counts 2 FLOPs per multiply-add of conv/linear
-    expected = sum(cout * cin // groups * math.prod(k) * math.prod(g) for _, cin, cout, groups, k, _, g in reference_convs()) + 768 * 400
+    expected = (
+        sum(cout * cin // groups * math.prod(k) * math.prod(g) for _, cin, cout, groups, k, _, g in reference_convs())
+        + 768 * 400
+    )
     assert macs == expected
     # Conv+linear give 11.045 G, 1.2% under the quoted 11.18 G; adding 2 ops per BatchNorm element (as
     # thop-style counters do, the convention under which the 3D-ResNet figures also hold) gives 11.18 G.

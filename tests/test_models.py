@@ -38,6 +38,8 @@ def test_depths_differ():
 def test_finer_last_stages():
     x = torch.randn(1, 3, 8, 64, 64)
     base = dict(width=4, conv1_t_size=3, no_max_pool=True, stage_t_stride=1)
-    shapes = {(l3, l4): create_model("resnet3d_10", 3, layer3_stride=l3, last_stride=l4, **base).forward_features(x).shape[2:]
-              for l3, l4 in ((2, 2), (2, 1), (1, 1))}
+    shapes = {
+        (l3, l4): create_model("resnet3d_10", 3, layer3_stride=l3, last_stride=l4, **base).forward_features(x).shape[2:]
+        for l3, l4 in ((2, 2), (2, 1), (1, 1))
+    }
     assert shapes == {(2, 2): (8, 4, 4), (2, 1): (8, 8, 8), (1, 1): (8, 16, 16)}

@@ -1,5 +1,6 @@
 """Multi-clip × multi-crop testing: the views each video yields, and video-level accuracy (averaged softmax) against
 clip-level accuracy on a case whose figures are known exactly."""
+
 import numpy as np
 import pytest
 import pytorch_lightning as pl
@@ -43,8 +44,13 @@ def light_dataset(tmp_path_factory):
     Clip-level top-1 9/15, video-level 2/3.
     """
     root = tmp_path_factory.mktemp("light")
-    for split, name, first_bright, switch in [("train", "bright", True, 20), ("train", "dark", False, 20),
-                                              ("val", "bright", False, 4), ("val", "dark", True, 8), ("val", "bright", False, 12)]:
+    for split, name, first_bright, switch in [
+        ("train", "bright", True, 20),
+        ("train", "dark", False, 20),
+        ("val", "bright", False, 4),
+        ("val", "dark", True, 8),
+        ("val", "bright", False, 12),
+    ]:
         folder = root / split / name
         folder.mkdir(parents=True, exist_ok=True)
         _video(folder / f"{len(list(folder.iterdir()))}_{switch}.mp4", first_bright, switch)
@@ -52,7 +58,9 @@ def light_dataset(tmp_path_factory):
 
 
 def _datamodule(root, **kwargs) -> VideoDataModule:
-    args = dict(root=str(root), clip_len=4, stride=1, input_size=32, batch_size=8, num_workers=0, test_clips=5, test_crops=3)
+    args = dict(
+        root=str(root), clip_len=4, stride=1, input_size=32, batch_size=8, num_workers=0, test_clips=5, test_crops=3
+    )
     return VideoDataModule(**{**args, **kwargs})
 
 
@@ -102,10 +110,19 @@ def test_each_rank_gets_whole_videos():
 
 def test_video_accuracy_differs_from_clip_accuracy_as_constructed(light_dataset):
     dm = _datamodule(light_dataset)
-    model = BrightnessClassifier(arch="resnet3d_10", num_classes=2, class_names=dm.class_names, arch_kwargs=ARCH,
-                                 clip_len=4, stride=1, input_size=32)
+    model = BrightnessClassifier(
+        arch="resnet3d_10",
+        num_classes=2,
+        class_names=dm.class_names,
+        arch_kwargs=ARCH,
+        clip_len=4,
+        stride=1,
+        input_size=32,
+    )
     assert dm.class_names == ["bright", "dark"]
-    trainer = pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False, enable_model_summary=False)
+    trainer = pl.Trainer(
+        accelerator="cpu", devices=1, logger=False, enable_progress_bar=False, enable_model_summary=False
+    )
     (metrics,) = trainer.test(model, dm, verbose=False)
     assert metrics["test/clip_acc_top1"] == pytest.approx(9 / 15)
     assert metrics["test/video_acc_top1"] == pytest.approx(2 / 3)
@@ -116,15 +133,29 @@ def test_video_accuracy_differs_from_clip_accuracy_as_constructed(light_dataset)
 def test_trainer_test_on_the_tiny_dataset_leaves_the_resume_state_alone(tiny_dataset):
     pl.seed_everything(0, verbose=False)
     dm = _datamodule(tiny_dataset, test_clips=2, batch_size=16)
-    model = VideoClassifier(arch="resnet3d_10", num_classes=dm.num_classes, class_names=dm.class_names, arch_kwargs=ARCH,
-                            clip_len=4, stride=1, input_size=32)
-    trainer = pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False, enable_model_summary=False)
+    model = VideoClassifier(
+        arch="resnet3d_10",
+        num_classes=dm.num_classes,
+        class_names=dm.class_names,
+        arch_kwargs=ARCH,
+        clip_len=4,
+        stride=1,
+        input_size=32,
+    )
+    trainer = pl.Trainer(
+        accelerator="cpu", devices=1, logger=False, enable_progress_bar=False, enable_model_summary=False
+    )
     (metrics,) = trainer.test(model, dm, verbose=False)
     videos = len(dm.test_dataset.base)
     assert videos == 12 and len(dm.test_dataset) == videos * 2 * 3
     assert metrics["test/videos"] == videos
-    assert {k for k in metrics if k.startswith("test/")} == {"test/clip_acc_top1", "test/clip_acc_top5", "test/video_acc_top1",
-                                                              "test/video_acc_top5", "test/videos"}
+    assert {k for k in metrics if k.startswith("test/")} == {
+        "test/clip_acc_top1",
+        "test/clip_acc_top5",
+        "test/video_acc_top1",
+        "test/video_acc_top5",
+        "test/videos",
+    }
     assert all(0 <= metrics[k] <= 1 for k in metrics if "acc" in k)
     assert dm.state_dict() == {}  # testing never builds the training sampler, so checkpoints' resume state is untouched
 
@@ -147,17 +178,46 @@ def test_train_py_test_under_ddp_matches_one_process(tmp_path, tiny_dataset):
     shutil.copy(root / "val" / "grow" / "0000.mp4", root / "val" / "grow" / "0009.mp4")
     pl.seed_everything(0, verbose=False)
     dm = _datamodule(root, clip_len=4, stride=2)
-    model = VideoClassifier(arch="resnet3d_10", num_classes=dm.num_classes, class_names=dm.class_names,
-                            arch_kwargs={**ARCH, "stage_t_stride": 1}, clip_len=4, stride=2, input_size=32)
-    trainer = pl.Trainer(max_epochs=1, limit_train_batches=2, limit_val_batches=0, accelerator="cpu", logger=False,
-                         enable_checkpointing=False, enable_progress_bar=False)
+    model = VideoClassifier(
+        arch="resnet3d_10",
+        num_classes=dm.num_classes,
+        class_names=dm.class_names,
+        arch_kwargs={**ARCH, "stage_t_stride": 1},
+        clip_len=4,
+        stride=2,
+        input_size=32,
+    )
+    trainer = pl.Trainer(
+        max_epochs=1,
+        limit_train_batches=2,
+        limit_val_batches=0,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+    )
     trainer.fit(model, dm)
     ckpt = tmp_path / "model.ckpt"
     trainer.save_checkpoint(ckpt)
-    common = ["test", "--config", str(REPO / "configs" / "default.yaml"), "--data.root", str(root), *TINY_TRAIN,
-              "--data.test_clips", "3", "--ckpt_path", str(ckpt), "--trainer.logger", "false"]
+    common = [
+        "test",
+        "--config",
+        str(REPO / "configs" / "default.yaml"),
+        "--data.root",
+        str(root),
+        *TINY_TRAIN,
+        "--data.test_clips",
+        "3",
+        "--ckpt_path",
+        str(ckpt),
+        "--trainer.logger",
+        "false",
+    ]
     tables = []
-    for devices in (["--trainer.devices", "1"], ["--trainer.devices", "2", "--trainer.strategy", "ddp", "--trainer.accelerator", "cpu"]):
+    for devices in (
+        ["--trainer.devices", "1"],
+        ["--trainer.devices", "2", "--trainer.strategy", "ddp", "--trainer.accelerator", "cpu"],
+    ):
         proc = _run("train.py", *common, *devices, cwd=tmp_path, env={"PYTHONPATH": str(REPO / "src")})
         assert proc.returncode == 0, proc.stderr[-3000:]
         tables.append([line for line in proc.stdout.splitlines() if "test/" in line])

@@ -1,4 +1,5 @@
 """Weight files in every supported container load into the models; what does not fit is a one-line error."""
+
 import pytest
 import torch
 from safetensors.torch import save_file
@@ -26,8 +27,14 @@ def _containers(model, tmp_path):
     module_prefixed = {f"module.{k}": v for k, v in state.items()}
     files = {
         "plain state_dict": {"x.pth": state},
-        "3D-ResNets-PyTorch / timm checkpoint": {"hara.pth": {"epoch": 200, "arch": "resnet-10", "state_dict": module_prefixed,
-                                                           "optimizer": {"state": {}, "param_groups": []}}},
+        "3D-ResNets-PyTorch / timm checkpoint": {
+            "hara.pth": {
+                "epoch": 200,
+                "arch": "resnet-10",
+                "state_dict": module_prefixed,
+                "optimizer": {"state": {}, "param_groups": []},
+            }
+        },
         "PyTorch-MFNet checkpoint": {"mfnet.pth": {"epoch": 30, "state_dict": module_prefixed}},
     }
     for fmt, entries in files.items():
@@ -67,8 +74,12 @@ def test_missing_keys_are_reported_not_hidden(tmp_path):
     state = {k: v for k, v in _source().state_dict().items() if not k.startswith("layer4.0.bn2")}
     torch.save(state, tmp_path / "w.pth")
     model = create_model("resnet3d_10", 5, pretrained=tmp_path / "w.pth", **SMALL)
-    assert sorted(model.pretrained_report.missing) == ["layer4.0.bn2.bias", "layer4.0.bn2.running_mean",
-                                                       "layer4.0.bn2.running_var", "layer4.0.bn2.weight"]
+    assert sorted(model.pretrained_report.missing) == [
+        "layer4.0.bn2.bias",
+        "layer4.0.bn2.running_mean",
+        "layer4.0.bn2.running_var",
+        "layer4.0.bn2.weight",
+    ]
 
 
 def test_2d_kernels_are_inflated(tmp_path):
@@ -81,11 +92,14 @@ def test_2d_kernels_are_inflated(tmp_path):
     torch.testing.assert_close(model.conv1.weight.sum(2), state_2d["conv1.weight"])
 
 
-@pytest.mark.parametrize("make, message", [
-    (lambda s: {**s, "layer9.conv.weight": torch.zeros(1)}, "first unknown key 'layer9.conv.weight'"),
-    (lambda s: {**s, "layer1.0.conv1.weight": torch.zeros(8, 8, 3, 3, 5)}, "'layer1.0.conv1.weight' has shape"),
-    (lambda s: {"stem.0.weight": torch.zeros(1)}, "fits no supported layout"),
-])
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda s: {**s, "layer9.conv.weight": torch.zeros(1)}, "first unknown key 'layer9.conv.weight'"),
+        (lambda s: {**s, "layer1.0.conv1.weight": torch.zeros(8, 8, 3, 3, 5)}, "'layer1.0.conv1.weight' has shape"),
+        (lambda s: {"stem.0.weight": torch.zeros(1)}, "fits no supported layout"),
+    ],
+)
 def test_weights_that_do_not_fit_name_the_first_offending_key(tmp_path, make, message):
     torch.save(make(_source().state_dict()), tmp_path / "w.pth")
     with pytest.raises(SaliencyTubesError, match=message) as err:
@@ -93,11 +107,14 @@ def test_weights_that_do_not_fit_name_the_first_offending_key(tmp_path, make, me
     assert "\n" not in str(err.value)
 
 
-@pytest.mark.parametrize("obj, message", [
-    ([1, 2, 3], "holds a list"),
-    ({"epoch": 3, "lr": 0.1}, "is not a tensor"),
-    ({}, "holds no weights"),
-])
+@pytest.mark.parametrize(
+    "obj, message",
+    [
+        ([1, 2, 3], "holds a list"),
+        ({"epoch": 3, "lr": 0.1}, "is not a tensor"),
+        ({}, "holds no weights"),
+    ],
+)
 def test_files_that_fit_no_format(tmp_path, obj, message):
     torch.save(obj, tmp_path / "w.pth")
     with pytest.raises(SaliencyTubesError, match=message):
@@ -144,20 +161,28 @@ def test_public_formats_through_the_factory(tmp_path):
     assert tuned.pretrained_report.replaced == ["fc.weight", "fc.bias"]
     # PyTorch-MFNet: {'epoch', 'state_dict'} with 'module.' keys from DataParallel
     source = create_model("mfnet3d", 400).eval()
-    torch.save({"epoch": 40, "state_dict": {f"module.{k}": v for k, v in source.state_dict().items()}}, tmp_path / "mfnet.pth")
+    torch.save(
+        {"epoch": 40, "state_dict": {f"module.{k}": v for k, v in source.state_dict().items()}}, tmp_path / "mfnet.pth"
+    )
     mfnet = create_model("mfnet3d", 101, pretrained=tmp_path / "mfnet.pth")
     assert mfnet.pretrained_report.format == "PyTorch-MFNet checkpoint"
-    assert mfnet.pretrained_report.replaced == ["classifier.weight", "classifier.bias"] and not mfnet.pretrained_report.missing
+    assert (
+        mfnet.pretrained_report.replaced == ["classifier.weight", "classifier.bias"]
+        and not mfnet.pretrained_report.missing
+    )
     # timm 2D ImageNet weights: inflated into a 3D ResNet-50; a boring video gives the 2D features
     model_2d = timm.create_model("resnet50", pretrained=False, num_classes=10).eval()
     torch.save(model_2d.state_dict(), tmp_path / "resnet50_a1.pth")
-    model_3d = create_model("resnet3d_50", 10, pretrained=tmp_path / "resnet50_a1.pth", conv1_t_size=5,
-                            temporal_padding="replicate").eval()
+    model_3d = create_model(
+        "resnet3d_50", 10, pretrained=tmp_path / "resnet50_a1.pth", conv1_t_size=5, temporal_padding="replicate"
+    ).eval()
     report = model_3d.pretrained_report
     assert "2D inflated" in report.format and "conv1.weight" in report.inflated and not report.missing
     frame = torch.randn(1, 3, 48, 48)
     with torch.no_grad():
-        torch.testing.assert_close(model_3d(frame.unsqueeze(2).expand(-1, -1, 4, -1, -1)), model_2d(frame), atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(
+            model_3d(frame.unsqueeze(2).expand(-1, -1, 4, -1, -1)), model_2d(frame), atol=1e-4, rtol=1e-4
+        )
     # weights of one architecture offered to another: one line naming the first key
     with pytest.raises(SaliencyTubesError, match="first unknown key 'stem.0.weight'"):
         create_model("resnet3d_18", 400, pretrained=tmp_path / "r2plus1d_18-91a641e6.pth")

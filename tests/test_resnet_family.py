@@ -3,6 +3,7 @@
 Big models are built on the meta device (no memory, no compute): parameter counts, FLOP counts and
 state_dict layouts need only shapes. Forward passes use tiny widths and clips.
 """
+
 import pytest
 import timm
 import torch
@@ -92,7 +93,7 @@ def reference_layout(depth, two_plus_one=False, n_classes=400, conv1_t_size=7):
     else:
         layout = {"conv1.weight": (64, 3, conv1_t_size, 7, 7), **_bn("bn1", 64)}
     in_planes = 64
-    for stage, (planes, n) in enumerate(zip([64, 128, 256, 512], blocks), start=1):
+    for stage, (planes, n) in enumerate(zip([64, 128, 256, 512], blocks, strict=False), start=1):
         for b in range(n):
             p = f"layer{stage}.{b}."
             block = {}
@@ -101,7 +102,9 @@ def reference_layout(depth, two_plus_one=False, n_classes=400, conv1_t_size=7):
                 block |= _conv333("conv2", planes, planes, two_plus_one)
                 block |= {"conv3.weight": (planes * 4, planes, 1, 1, 1), **_bn("bn3", planes * 4)}
             else:
-                block |= _conv333("conv1", in_planes, planes, two_plus_one) | _conv333("conv2", planes, planes, two_plus_one)
+                block |= _conv333("conv1", in_planes, planes, two_plus_one) | _conv333(
+                    "conv2", planes, planes, two_plus_one
+                )
             if b == 0 and (stage > 1 or in_planes != planes * expansion):
                 out_planes = planes * expansion
                 block |= {"downsample.0.weight": (out_planes, in_planes, 1, 1, 1), **_bn("downsample.1", out_planes)}
@@ -110,9 +113,15 @@ def reference_layout(depth, two_plus_one=False, n_classes=400, conv1_t_size=7):
     return layout | {"fc.weight": (n_classes, 512 * expansion), "fc.bias": (n_classes,)}
 
 
-@pytest.mark.parametrize("name, depth, two_plus_one", [
-    ("resnet3d_18", 18, False), ("resnet3d_50", 50, False), ("resnet2p1d_18", 18, True), ("resnet2p1d_50", 50, True),
-])
+@pytest.mark.parametrize(
+    "name, depth, two_plus_one",
+    [
+        ("resnet3d_18", 18, False),
+        ("resnet3d_50", 50, False),
+        ("resnet2p1d_18", 18, True),
+        ("resnet2p1d_50", 50, True),
+    ],
+)
 def test_reference_checkpoint_loads_strictly(name, depth, two_plus_one):
     layout = reference_layout(depth, two_plus_one, n_classes=700)
     # what its main.py saves, with DataParallel's prefix as in the released models
@@ -188,7 +197,9 @@ def test_inflation_errors_and_skip():
         model_3d = create_model("resnet3d_18", 7)
     with pytest.raises(SaliencyTubesError, match=r"^cannot inflate fc.weight: 2D shape \(10, 512\) does not fit"):
         inflate_state_dict(state_2d, model_3d)
-    with pytest.raises(SaliencyTubesError, match=r"cannot inflate layer1.0.conv1.weight: 2D shape \(64, 64, 3, 3\) does not fit"):
+    with pytest.raises(
+        SaliencyTubesError, match=r"cannot inflate layer1.0.conv1.weight: 2D shape \(64, 64, 3, 3\) does not fit"
+    ):
         inflate_state_dict(state_2d, _on_meta("resnet3d_50", num_classes=10))
     with pytest.raises(SaliencyTubesError, match="cannot inflate bn1.running_mean: the 2D state_dict has no such key"):
         inflate_state_dict({k: v for k, v in state_2d.items() if k != "bn1.running_mean"}, model_3d)
@@ -200,12 +211,22 @@ def test_inflation_errors_and_skip():
 
 TINY = {"width": 8}
 CONTRACT_CASES = [
-    ("resnet3d_10", TINY), ("resnet3d_18", TINY), ("resnet3d_34", TINY), ("resnet3d_50", TINY),
+    ("resnet3d_10", TINY),
+    ("resnet3d_18", TINY),
+    ("resnet3d_34", TINY),
+    ("resnet3d_50", TINY),
     ("resnet3d_50", {**TINY, "shortcut_type": "A", "widen_factor": 1.5}),
     ("resnet3d_18", {**TINY, "temporal_padding": "replicate", "no_max_pool": True, "stage_t_stride": 1}),
-    ("resnet2p1d_18", TINY), ("resnet2p1d_34", TINY), ("resnet2p1d_50", TINY),
-    ("resnet2p1d_18", {**TINY, "shortcut_type": "A", "in_channels": 2, "temporal_padding": "replicate", "last_stride": 1}),
-    ("r3d_18", {"dropout": 0.5}), ("mc3_18", {}), ("r2plus1d_18", {}),
+    ("resnet2p1d_18", TINY),
+    ("resnet2p1d_34", TINY),
+    ("resnet2p1d_50", TINY),
+    (
+        "resnet2p1d_18",
+        {**TINY, "shortcut_type": "A", "in_channels": 2, "temporal_padding": "replicate", "last_stride": 1},
+    ),
+    ("r3d_18", {"dropout": 0.5}),
+    ("mc3_18", {}),
+    ("r2plus1d_18", {}),
 ]
 
 

@@ -1,5 +1,6 @@
 """A real training process killed with SIGKILL mid-epoch, resumed with --ckpt_path last, ends with the same
 weights and metrics as an uninterrupted run."""
+
 import os
 import signal
 import subprocess
@@ -10,7 +11,6 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-
 from conftest import REPO
 from test_cli import TINY_TRAIN
 from wandb_records import history
@@ -33,7 +33,17 @@ def _cmd(config: Path, root: Path, *extra: str) -> list[str]:
     args = list(TINY_TRAIN)
     args[args.index("--trainer.max_epochs") + 1] = "4"
     args[args.index("--data.batch_size") + 1] = "4"
-    return [sys.executable, str(REPO / "train.py"), "fit", "--config", str(config), "--data.root", str(root), *args, *extra]
+    return [
+        sys.executable,
+        str(REPO / "train.py"),
+        "fit",
+        "--config",
+        str(config),
+        "--data.root",
+        str(root),
+        *args,
+        *extra,
+    ]
 
 
 def _env() -> dict:
@@ -52,11 +62,19 @@ def test_kill_9_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path, tin
     ref_dir, cut_dir = tmp_path / "ref", tmp_path / "cut"
     ref_dir.mkdir()
     cut_dir.mkdir()
-    ref = subprocess.run(_cmd(config, tiny_dataset), cwd=ref_dir, env=_env(), capture_output=True, text=True, timeout=400)
+    ref = subprocess.run(
+        _cmd(config, tiny_dataset), cwd=ref_dir, env=_env(), capture_output=True, text=True, timeout=400
+    )
     assert ref.returncode == 0, ref.stderr[-3000:]
 
-    proc = subprocess.Popen(_cmd(config, tiny_dataset), cwd=cut_dir, env=_env(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        _cmd(config, tiny_dataset),
+        cwd=cut_dir,
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.time() + 300
     killed_at = None
     while time.time() < deadline and proc.poll() is None:
@@ -70,10 +88,18 @@ def test_kill_9_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path, tin
                 break
         time.sleep(0.02)
     assert killed_at is not None, "the run ended before it could be killed mid-epoch"
-    assert _step(next((cut_dir / "checkpoints").glob("*/last.ckpt"))) >= killed_at  # last.ckpt is whole (written atomically)
+    assert (
+        _step(next((cut_dir / "checkpoints").glob("*/last.ckpt"))) >= killed_at
+    )  # last.ckpt is whole (written atomically)
 
-    resumed = subprocess.run(_cmd(config, tiny_dataset, "--ckpt_path", "last"), cwd=cut_dir, env=_env(),
-                             capture_output=True, text=True, timeout=400)
+    resumed = subprocess.run(
+        _cmd(config, tiny_dataset, "--ckpt_path", "last"),
+        cwd=cut_dir,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "Resuming from" in resumed.stdout
     runs = list((cut_dir / "checkpoints").iterdir())

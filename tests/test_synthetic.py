@@ -1,11 +1,10 @@
 import json
 
 import numpy as np
+from conftest import TINY
 
 from saliency_tubes.data import SYNTHETIC_CLASSES, load_mask, read_frames, video_info
 from saliency_tubes.data.synthetic import MARKER, SyntheticConfig, ensure_synthetic, generate, render_video
-
-from conftest import TINY
 
 
 def test_layout_masks_and_marker(tiny_dataset):
@@ -44,8 +43,12 @@ def test_deterministic_in_seed(tmp_path, tiny_dataset):
         a, b = tiny_dataset / "val" / cls / "0000.mp4", again / "val" / cls / "0000.mp4"
         np.testing.assert_array_equal(load_mask(a), load_mask(b))
         np.testing.assert_array_equal(read_frames(a, range(12)), read_frames(b, range(12)))
-    other = generate(tmp_path / "other", SyntheticConfig(train_per_class=1, val_per_class=1, num_frames=12, size=32, seed=99))
-    assert not np.array_equal(load_mask(other / "val" / "grow" / "0000.mp4"), load_mask(again / "val" / "grow" / "0000.mp4"))
+    other = generate(
+        tmp_path / "other", SyntheticConfig(train_per_class=1, val_per_class=1, num_frames=12, size=32, seed=99)
+    )
+    assert not np.array_equal(
+        load_mask(other / "val" / "grow" / "0000.mp4"), load_mask(again / "val" / "grow" / "0000.mp4")
+    )
 
 
 def test_classes_are_defined_by_motion():
@@ -61,9 +64,12 @@ def test_classes_are_defined_by_motion():
             xs.append(xx.mean())
         area0, area1 = masks[0].sum(), masks[-1].sum()
         expected = {
-            "move_right": xs[1] - xs[0] > 15, "move_left": xs[0] - xs[1] > 15,
-            "move_down": ys[1] - ys[0] > 15, "move_up": ys[0] - ys[1] > 15,
-            "grow": area1 > 2 * area0, "shrink": area0 > 2 * area1,
+            "move_right": xs[1] - xs[0] > 15,
+            "move_left": xs[0] - xs[1] > 15,
+            "move_down": ys[1] - ys[0] > 15,
+            "move_up": ys[0] - ys[1] > 15,
+            "grow": area1 > 2 * area0,
+            "shrink": area0 > 2 * area1,
         }
         assert expected[cls], cls
 

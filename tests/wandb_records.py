@@ -3,6 +3,7 @@
 The file is ``:W&B`` + magic + version (7 bytes), then 32 KiB blocks of records, each with a 7-byte header
 (checksum: 4, length: 2, type: 1; types FULL=1, FIRST=2, MIDDLE=3, LAST=4) followed by a protobuf ``Record``.
 """
+
 from __future__ import annotations
 
 import json

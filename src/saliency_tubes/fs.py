@@ -1,4 +1,5 @@
 """File-system checks done before long work starts, so a bad path fails at once with one line."""
+
 from __future__ import annotations
 
 from pathlib import Path

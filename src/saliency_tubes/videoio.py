@@ -1,4 +1,5 @@
 """H.264 MP4 writing with PyAV, shared by the synthetic dataset and the renderers."""
+
 from __future__ import annotations
 
 from fractions import Fraction
@@ -66,7 +67,9 @@ class VideoWriter:
         self.close()
 
 
-def write_video(path: str | Path, frames: np.ndarray, fps: float = 8.0, crf: int = 18, preset: str = "veryfast") -> Path:
+def write_video(
+    path: str | Path, frames: np.ndarray, fps: float = 8.0, crf: int = 18, preset: str = "veryfast"
+) -> Path:
     """Encode uint8 ``N×H×W×3`` RGB frames as an H.264 MP4 file."""
     with VideoWriter(path, fps=fps, crf=crf, preset=preset) as writer:
         writer.write(frames)

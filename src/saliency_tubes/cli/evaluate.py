@@ -5,6 +5,7 @@ localisation against ground-truth masks where the dataset has them (mass in the 
 share, frame pointing game over the frames where the actor moves, temporal hit) and faithfulness (deletion and
 insertion AUC), the latter also for a random map, the reference every method must beat.
 """
+
 from __future__ import annotations
 
 import csv
@@ -26,13 +27,33 @@ FAITHFULNESS = ("deletion_auc", "insertion_auc")
 
 def validation_set(root: str | Path, info: ModelInfo) -> VideoClipDataset:
     videos, labels, names = scan_folder(root, "val", info.class_names)
-    return VideoClipDataset(videos, labels, names, clip_len=info.clip_len, stride=info.stride,
-                            transform=ClipTransform(info.input_size), sampling="center", mean=info.mean, std=info.std)
+    return VideoClipDataset(
+        videos,
+        labels,
+        names,
+        clip_len=info.clip_len,
+        stride=info.stride,
+        transform=ClipTransform(info.input_size),
+        sampling="center",
+        mean=info.mean,
+        std=info.std,
+    )
 
 
-def evaluate(model, info: ModelInfo, dataset: VideoClipDataset, methods: list[str], device: torch.device,
-             steps: int = 128, grid: int = 16, baseline: str = "blur", batch_size: int = 8, max_clips: int | None = None,
-             layer: str | None = None, on_batch=None) -> dict[str, dict[str, list[float]]]:
+def evaluate(
+    model,
+    info: ModelInfo,
+    dataset: VideoClipDataset,
+    methods: list[str],
+    device: torch.device,
+    steps: int = 128,
+    grid: int = 16,
+    baseline: str = "blur",
+    batch_size: int = 8,
+    max_clips: int | None = None,
+    layer: str | None = None,
+    on_batch=None,
+) -> dict[str, dict[str, list[float]]]:
     """Per-clip metric values: ``{method or "random": {metric: [value per clip]}}``."""
     n = len(dataset) if max_clips is None else min(max_clips, len(dataset))
     values: dict[str, dict[str, list[float]]] = {m: {} for m in [*methods, "random"]}
@@ -76,8 +97,14 @@ def summarise(values: dict[str, dict[str, list[float]]]) -> list[dict]:
             row[f"{metric}_mean"], row[f"{metric}_std"] = mean, std
             if name != "random" and metric in ("lift", "deletion_auc", "insertion_auc"):
                 better = (lambda a, b: a < b) if metric == "deletion_auc" else (lambda a, b: a > b)
-                pairs = [(a, b) for a, b in zip(vals, reference[metric]) if not (math.isnan(a) or math.isnan(b))]
-                row[f"{metric}_beats_random"] = sum(better(a, b) for a, b in pairs) / len(pairs) if pairs else float("nan")
+                pairs = [
+                    (a, b)
+                    for a, b in zip(vals, reference[metric], strict=False)
+                    if not (math.isnan(a) or math.isnan(b))
+                ]
+                row[f"{metric}_beats_random"] = (
+                    sum(better(a, b) for a, b in pairs) / len(pairs) if pairs else float("nan")
+                )
         rows.append(row)
     return rows
 

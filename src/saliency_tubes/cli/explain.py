@@ -14,6 +14,7 @@ With ``--topk K`` the k-th target (k ≥ 2) gets the same files in ``target_<k>_
 Exit status: 0 when every input succeeded, 1 when some failed (one line each on stderr), 2 for a bad
 checkpoint or bad arguments.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,12 +31,11 @@ from ..data.sampling import consecutive_clips
 from ..data.transforms import normalize, resize_short_side
 from ..data.video import VIDEO_EXTENSIONS, VideoReadError, read_frames, video_info
 from ..errors import SaliencyTubesError
-from ..fs import ensure_writable_dir
 from ..explain import METHODS, TubeStitcher, explain, overlapping_clips, preserved_state
+from ..fs import ensure_writable_dir
 from ..lightning.checkpoint import ModelInfo, export_safetensors, load_checkpoint, load_weights_file
 from ..render import focus_frames, overlay, plot_tube, save_png
 from ..videoio import VideoWriter
-
 
 
 class _Parser(argparse.ArgumentParser):
@@ -47,29 +47,58 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="explain.py", description="Explain videos with Saliency Tubes from a training checkpoint.")
     p.add_argument("inputs", nargs="*", metavar="INPUT", help="video files or folders (searched recursively)")
-    p.add_argument("--checkpoint", required=True, help="checkpoint written by train.py or its .safetensors export; with "
-                   "--arch, a bare weight file (3D-ResNets-PyTorch, PyTorch-MFNet, torchvision, plain state_dict)")
+    p.add_argument(
+        "--checkpoint",
+        required=True,
+        help="checkpoint written by train.py or its .safetensors export; with "
+        "--arch, a bare weight file (3D-ResNets-PyTorch, PyTorch-MFNet, torchvision, plain state_dict)",
+    )
     p.add_argument("--arch", help="architecture of a bare weight file (see saliency_tubes.models.list_models())")
     p.add_argument("--num-classes", type=int, help="classes of a bare weight file (default: read from its classifier)")
-    p.add_argument("--class-names", metavar="FILE", help="class names of a bare weight file, one per line, in label order")
+    p.add_argument(
+        "--class-names", metavar="FILE", help="class names of a bare weight file, one per line, in label order"
+    )
     p.add_argument("--out", help="output folder; one sub-folder per video")
-    p.add_argument("--export-safetensors", metavar="FILE", help="write the checkpoint's model as FILE (.safetensors: weights "
-                   "and input settings, no code) and exit")
-    p.add_argument("--target", default="pred", help="'pred' (the video's top prediction), a class name or a class index")
-    p.add_argument("--topk", type=int, default=1, help="explain each of the top-K predicted classes (with --target pred)")
-    p.add_argument("--method", choices=METHODS, default="saliency_tubes",
-                   help="saliency_tubes (CAM from the classifier weights), gradcam or gradcam_pp")
-    p.add_argument("--keep-negative", action="store_true", help="saliency_tubes: normalise the signed map as the original "
-                   "code did, instead of clipping negative evidence to zero first")
-    p.add_argument("--layer", help="layer for gradcam/gradcam_pp (a module name, e.g. layer3; default the last conv block)")
-    p.add_argument("--max-frames", type=int, default=512, help="explain at most this many frames from the start of each video")
+    p.add_argument(
+        "--export-safetensors",
+        metavar="FILE",
+        help="write the checkpoint's model as FILE (.safetensors: weights and input settings, no code) and exit",
+    )
+    p.add_argument(
+        "--target", default="pred", help="'pred' (the video's top prediction), a class name or a class index"
+    )
+    p.add_argument(
+        "--topk", type=int, default=1, help="explain each of the top-K predicted classes (with --target pred)"
+    )
+    p.add_argument(
+        "--method",
+        choices=METHODS,
+        default="saliency_tubes",
+        help="saliency_tubes (CAM from the classifier weights), gradcam or gradcam_pp",
+    )
+    p.add_argument(
+        "--keep-negative",
+        action="store_true",
+        help="saliency_tubes: normalise the signed map as the original "
+        "code did, instead of clipping negative evidence to zero first",
+    )
+    p.add_argument(
+        "--layer", help="layer for gradcam/gradcam_pp (a module name, e.g. layer3; default the last conv block)"
+    )
+    p.add_argument(
+        "--max-frames", type=int, default=512, help="explain at most this many frames from the start of each video"
+    )
     p.add_argument("--batch-size", type=int, default=4, help="clips per forward pass")
     p.add_argument("--device", default="auto", help="'auto', 'cpu', 'cuda', 'cuda:1', ...")
     p.add_argument("--alpha", type=float, default=0.5, help="heatmap opacity in overlay.mp4")
     p.add_argument("--no-focus", action="store_true", help="skip the focus/ PNGs")
     q = p.add_argument_group("evaluation (--evaluate): explanation quality on a validation split")
-    q.add_argument("--evaluate", action="store_true", help="score the methods on DATA_ROOT/val instead of explaining videos")
-    q.add_argument("--data.root", dest="data_root", help="dataset folder ROOT/val/<class>/<video> (with masks: localisation too)")
+    q.add_argument(
+        "--evaluate", action="store_true", help="score the methods on DATA_ROOT/val instead of explaining videos"
+    )
+    q.add_argument(
+        "--data.root", dest="data_root", help="dataset folder ROOT/val/<class>/<video> (with masks: localisation too)"
+    )
     q.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS), help="methods to score")
     q.add_argument("--steps", type=int, default=128, help="deletion/insertion steps")
     q.add_argument("--grid", type=int, default=16, help="cells per frame side for deletion/insertion")
@@ -115,9 +144,19 @@ def _model_input(frames: np.ndarray, info: ModelInfo) -> torch.Tensor:
 class VideoExplainer:
     """Explains whole videos with one model; see the module docstring for the outputs."""
 
-    def __init__(self, model: torch.nn.Module, info: ModelInfo, device: torch.device, batch_size: int = 4,
-                 max_frames: int = 512, alpha: float = 0.5, write_focus: bool = True, method: str = "saliency_tubes",
-                 layer: str | None = None, clip_negative: bool = True):
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        info: ModelInfo,
+        device: torch.device,
+        batch_size: int = 4,
+        max_frames: int = 512,
+        alpha: float = 0.5,
+        write_focus: bool = True,
+        method: str = "saliency_tubes",
+        layer: str | None = None,
+        clip_negative: bool = True,
+    ):
         self.model, self.info, self.device = model, info, device
         self.clip_negative = clip_negative
         self.method, self.layer = method, layer
@@ -155,8 +194,15 @@ class VideoExplainer:
         for start, frames in self._batches(path, frames_idx[positions]):
             x = _model_input(frames, info).to(self.device)
             per_clip = torch.tensor([targets] * len(frames), device=self.device)  # B×K
-            maps = explain(self.model, x, self.method, target=per_clip, layer=self.layer, normalize=False,
-                           clip_negative=self.clip_negative).tubes
+            maps = explain(
+                self.model,
+                x,
+                self.method,
+                target=per_clip,
+                layer=self.layer,
+                normalize=False,
+                clip_negative=self.clip_negative,
+            ).tubes
             if stitcher is None:
                 stitcher = TubeStitcher(len(targets), n, tuple(maps.shape[-2:]))
             for j in range(len(frames)):
@@ -169,11 +215,15 @@ class VideoExplainer:
         for rank, k in enumerate(targets, 1):
             d = out_dir if rank == 1 else out_dir / f"target_{rank}_{_safe(info.class_names[k])}"
             d.mkdir(parents=True, exist_ok=True)
-            outputs.append({
-                "dir": d,
-                "saliency": np.lib.format.open_memmap(d / "saliency.npy", mode="w+", dtype=np.float16, shape=(n, h, w)),
-                "writer": VideoWriter(d / "overlay.mp4", fps=max(meta.fps / info.stride, 1.0)),
-            })
+            outputs.append(
+                {
+                    "dir": d,
+                    "saliency": np.lib.format.open_memmap(
+                        d / "saliency.npy", mode="w+", dtype=np.float16, shape=(n, h, w)
+                    ),
+                    "writer": VideoWriter(d / "overlay.mp4", fps=max(meta.fps / info.stride, 1.0)),
+                }
+            )
         try:
             for row in range(0, n, info.clip_len):
                 chunk = frames_idx[row : row + info.clip_len]
@@ -181,9 +231,11 @@ class VideoExplainer:
                 if originals.shape[1:3] != (h, w):
                     raise VideoReadError(f"{path}: frame size changes within the video")
                 low = tubes[:, row : row + len(chunk)]
-                full = F.interpolate(low.reshape(-1, 1, *low.shape[-2:]), size=(h, w), mode="bilinear", align_corners=False)
+                full = F.interpolate(
+                    low.reshape(-1, 1, *low.shape[-2:]), size=(h, w), mode="bilinear", align_corners=False
+                )
                 full = full.clamp_(0, 1).reshape(len(targets), len(chunk), h, w).numpy()
-                for out, sal in zip(outputs, full):
+                for out, sal in zip(outputs, full, strict=False):
                     out["saliency"][row : row + len(chunk)] = sal.astype(np.float16)
                     out["writer"].write(overlay(originals, sal, self.alpha))
                     if self.write_focus:
@@ -199,9 +251,14 @@ class VideoExplainer:
         first = torch.from_numpy(read_frames(path, [int(frames_idx[0])])).permute(0, 3, 1, 2)
         first = resize_short_side(first, info.input_size)[0].permute(1, 2, 0).numpy()
         step = max(1, -(-n // 64))  # at most 64 time steps in the plot
-        for k, out, tube in zip(targets, outputs, tubes):
-            plot_tube(tube[::step].numpy(), out["dir"] / "tube.png", title=f"{path.name} · {info.class_names[k]} (p={probs[k]:.2f})",
-                      frame=first, frame_indices=[int(i) for i in frames_idx[::step]])
+        for k, out, tube in zip(targets, outputs, tubes, strict=False):
+            plot_tube(
+                tube[::step].numpy(),
+                out["dir"] / "tube.png",
+                title=f"{path.name} · {info.class_names[k]} (p={probs[k]:.2f})",
+                frame=first,
+                frame_indices=[int(i) for i in frames_idx[::step]],
+            )
 
         def cls(k: int) -> dict:
             return {"index": int(k), "class": info.class_names[k], "probability": float(probs[k])}
@@ -214,7 +271,10 @@ class VideoExplainer:
             "width": w,
             "predictions": [cls(k) for k in top.indices.tolist()],
             "target": cls(targets[0]),
-            "targets": [{**cls(k), "dir": str(o["dir"].relative_to(out_dir)) or "."} for k, o in zip(targets, outputs)],
+            "targets": [
+                {**cls(k), "dir": str(o["dir"].relative_to(out_dir)) or "."}
+                for k, o in zip(targets, outputs, strict=False)
+            ],
             "method": self.method,
             "clip_len": info.clip_len,
             "stride": info.stride,
@@ -262,8 +322,18 @@ def run(args: argparse.Namespace) -> int:
             raise SaliencyTubesError("--layer applies to --method gradcam or gradcam_pp")
         if args.layer not in dict(model.named_modules()):
             raise SaliencyTubesError(f"--layer {args.layer!r} is not a layer of {info.arch}")
-    explainer = VideoExplainer(model, info, device, args.batch_size, args.max_frames, args.alpha, not args.no_focus,
-                               args.method, args.layer, not args.keep_negative)
+    explainer = VideoExplainer(
+        model,
+        info,
+        device,
+        args.batch_size,
+        args.max_frames,
+        args.alpha,
+        not args.no_focus,
+        args.method,
+        args.layer,
+        not args.keep_negative,
+    )
 
     out_root = ensure_writable_dir(args.out, "--out results")
     inputs = collect_inputs(args.inputs)
@@ -283,7 +353,9 @@ def run(args: argparse.Namespace) -> int:
                     shutil.rmtree(final, ignore_errors=True)
                     partial.rename(final)
                     top = result["predictions"][0]
-                    progress.console.print(f"{shown}: {top['class']} (p={top['probability']:.2f}) → {final}", soft_wrap=True)
+                    progress.console.print(
+                        f"{shown}: {top['class']} (p={top['probability']:.2f}) → {final}", soft_wrap=True
+                    )
                 except SaliencyTubesError as exc:
                     shutil.rmtree(partial, ignore_errors=True)
                     error = str(exc)
@@ -313,7 +385,9 @@ def load_model(args: argparse.Namespace, device: torch.device | str = "cpu") -> 
 
 def _device(name: str) -> torch.device:
     try:
-        return torch.device("cuda" if name == "auto" and torch.cuda.is_available() else ("cpu" if name == "auto" else name))
+        return torch.device(
+            "cuda" if name == "auto" and torch.cuda.is_available() else ("cpu" if name == "auto" else name)
+        )
     except RuntimeError as exc:
         raise SaliencyTubesError(f"--device {name!r}: {exc}") from None
 
@@ -336,9 +410,20 @@ def run_evaluation(args: argparse.Namespace) -> int:
     console = Console(stderr=True)
     with Progress(console=console) as progress:
         task = progress.add_task("Scoring explanations", total=n)
-        values = evaluate(model, info, dataset, args.methods, device, steps=args.steps, grid=args.grid,
-                          baseline=args.baseline, batch_size=args.batch_size, max_clips=args.max_clips, layer=args.layer,
-                          on_batch=lambda k: progress.advance(task, k))
+        values = evaluate(
+            model,
+            info,
+            dataset,
+            args.methods,
+            device,
+            steps=args.steps,
+            grid=args.grid,
+            baseline=args.baseline,
+            batch_size=args.batch_size,
+            max_clips=args.max_clips,
+            layer=args.layer,
+            on_batch=lambda k: progress.advance(task, k),
+        )
     rows = summarise(values)
     console_out = Console()
     print_table(rows, console_out if console_out.is_terminal else Console(width=200))  # files and pipes: no wrapping

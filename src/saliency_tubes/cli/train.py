@@ -1,4 +1,5 @@
 """``python train.py``: LightningCLI; with no arguments, ``fit`` with configs/default.yaml."""
+
 from __future__ import annotations
 
 import sys

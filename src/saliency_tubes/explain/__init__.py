@@ -1,21 +1,38 @@
 """Saliency Tubes computation (CAM, Grad-CAM, Grad-CAM++) and quality metrics. Needs only a model that follows
 the model contract."""
+
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from .cam import Explanation, SaliencyTubes, class_activation_tubes, normalize_tubes, preserved_state, resolve_targets, upsample_tubes
+from .cam import (
+    Explanation,
+    SaliencyTubes,
+    class_activation_tubes,
+    normalize_tubes,
+    preserved_state,
+    resolve_targets,
+    upsample_tubes,
+)
 from .gradcam import gradcam_tubes
-from .stitch import TubeStitcher, overlapping_clips
 from .metrics import lift, mask_share, pointing_game, temporal_hit, tube_mass_in_gt
+from .stitch import TubeStitcher, overlapping_clips
 
 METHODS = ("saliency_tubes", "gradcam", "gradcam_pp")
 
 
-def explain(model: nn.Module, clips: torch.Tensor, method: str = "saliency_tubes", target=None, topk: int = 1,
-            layer: str | None = None, size: tuple[int, int, int] | None = None, clip_negative: bool = True,
-            normalize: bool = True) -> Explanation:
+def explain(
+    model: nn.Module,
+    clips: torch.Tensor,
+    method: str = "saliency_tubes",
+    target=None,
+    topk: int = 1,
+    layer: str | None = None,
+    size: tuple[int, int, int] | None = None,
+    clip_negative: bool = True,
+    normalize: bool = True,
+) -> Explanation:
     """Tubes (B×T×H×W in [0, 1], or B×K×… for several targets), logits and targets for a batch of clips.
 
     ``method``: ``saliency_tubes`` (CAM from the classifier weights, the default), ``gradcam`` or ``gradcam_pp``
@@ -29,15 +46,39 @@ def explain(model: nn.Module, clips: torch.Tensor, method: str = "saliency_tubes
     if method == "saliency_tubes":
         if layer is not None:
             raise ValueError("saliency_tubes uses the last feature volume; a layer applies to gradcam/gradcam_pp")
-        return SaliencyTubes(model, clip_negative=clip_negative)(clips, target=target, topk=topk, size=size, normalize=normalize)
+        return SaliencyTubes(model, clip_negative=clip_negative)(
+            clips, target=target, topk=topk, size=size, normalize=normalize
+        )
     if method in ("gradcam", "gradcam_pp"):
-        return gradcam_tubes(model, clips, target=target, topk=topk, layer=layer, plus_plus=method == "gradcam_pp", size=size,
-                             normalize=normalize)
+        return gradcam_tubes(
+            model,
+            clips,
+            target=target,
+            topk=topk,
+            layer=layer,
+            plus_plus=method == "gradcam_pp",
+            size=size,
+            normalize=normalize,
+        )
     raise ValueError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
 
 
 __all__ = [
-    "METHODS", "Explanation", "SaliencyTubes", "class_activation_tubes", "explain", "gradcam_tubes", "lift", "mask_share",
-    "pointing_game", "temporal_hit", "TubeStitcher", "overlapping_clips",
-    "normalize_tubes", "preserved_state", "resolve_targets", "tube_mass_in_gt", "upsample_tubes",
+    "METHODS",
+    "Explanation",
+    "SaliencyTubes",
+    "class_activation_tubes",
+    "explain",
+    "gradcam_tubes",
+    "lift",
+    "mask_share",
+    "pointing_game",
+    "temporal_hit",
+    "TubeStitcher",
+    "overlapping_clips",
+    "normalize_tubes",
+    "preserved_state",
+    "resolve_targets",
+    "tube_mass_in_gt",
+    "upsample_tubes",
 ]

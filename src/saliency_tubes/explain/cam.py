@@ -4,6 +4,7 @@ For a model following the contract in DESIGN.md, ``F = forward_features(x)`` (B�
 the classifier row of the target class, ``M[b] = Σ_c W[k_b, c] · F[b, c]``, upsampled trilinearly to the
 clip's T×H×W on the model's device and min–max normalised per tube.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -153,13 +154,21 @@ class SaliencyTubes:
             features = self.model.forward_features(clips)
             return features, self.model.forward_head(features)
 
-    def tubes(self, features: torch.Tensor, targets: torch.Tensor, size: tuple[int, int, int], normalize: bool = True) -> torch.Tensor:
+    def tubes(
+        self, features: torch.Tensor, targets: torch.Tensor, size: tuple[int, int, int], normalize: bool = True
+    ) -> torch.Tensor:
         weight = self.model.get_classifier().weight.detach()
         with torch.no_grad():
             return class_activation_tubes(features, weight, targets, size, self.clip_negative, normalize)
 
-    def __call__(self, clips: torch.Tensor, target=None, topk: int = 1, size: tuple[int, int, int] | None = None,
-                 normalize: bool = True) -> Explanation:
+    def __call__(
+        self,
+        clips: torch.Tensor,
+        target=None,
+        topk: int = 1,
+        size: tuple[int, int, int] | None = None,
+        normalize: bool = True,
+    ) -> Explanation:
         """Tubes upsampled to ``size`` (default: the clip's T×H×W) for ``target`` (see :func:`resolve_targets`)."""
         features, logits = self.features(clips)
         targets = resolve_targets(logits, target, topk)

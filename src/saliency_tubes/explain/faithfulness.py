@@ -5,6 +5,7 @@ and, in ``steps`` equal steps, the most salient cells are replaced by a baseline
 the baseline, restored (insertion). The curve is the target class's probability after each step; its area
 (trapezoid rule over [0, 1]) is the score: low for deletion and high for insertion mean a faithful map.
 """
+
 from __future__ import annotations
 
 import torch

@@ -6,6 +6,7 @@ second/third-order coefficients (exponential score). ``ReLU(Σ_c w_c·A_c)`` is 
 like Saliency Tubes. Gradients are taken with ``torch.autograd.grad`` with respect to ``A`` only, so no
 parameter's ``.grad`` is touched; the forward hook used for a named layer is always removed.
 """
+
 from __future__ import annotations
 
 import torch

@@ -1,4 +1,5 @@
 """Quality measures of Saliency Tubes against ground truth."""
+
 from __future__ import annotations
 
 import torch
@@ -29,8 +30,9 @@ def _disk(radius: int, device) -> torch.Tensor:
     return ((r[:, None] ** 2 + r[None, :] ** 2) <= radius**2).float()
 
 
-def pointing_game(tubes: torch.Tensor, masks: torch.Tensor, frames: torch.Tensor | None = None,
-                  tolerance: float | None = None) -> torch.Tensor:
+def pointing_game(
+    tubes: torch.Tensor, masks: torch.Tensor, frames: torch.Tensor | None = None, tolerance: float | None = None
+) -> torch.Tensor:
     """Per clip, the share of frames whose saliency maximum lies within ``tolerance`` pixels of the mask → B.
 
     ``frames`` (B×T bool) chooses the frames that count (default: those where the mask is not empty);

@@ -6,6 +6,7 @@ map is weighted by a triangular window that is largest at the clip's centre and 
 weighted maps are averaged per frame, and only then is the whole video's tube min–max normalised once. Every
 frame inside the video is thus a blend of two clips whose weights cross-fade, and one scale holds for all frames.
 """
+
 from __future__ import annotations
 
 import numpy as np

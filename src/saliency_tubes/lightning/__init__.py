@@ -1,4 +1,5 @@
 """Lightning composition: the module, the Saliency Tubes callback, checkpoints and the CLI."""
+
 from .callback import SaliencyTubesCallback
 from .checkpoint import ModelInfo, load_checkpoint
 from .module import VideoClassifier

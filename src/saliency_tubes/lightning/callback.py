@@ -1,4 +1,5 @@
 """The Saliency Tubes callback: explanations of fixed validation clips, every epoch, in W&B and on disk."""
+
 from __future__ import annotations
 
 import logging
@@ -110,11 +111,15 @@ class SaliencyTubesCallback(pl.Callback):
         from tensorboard.compat.proto.summary_pb2 import Summary
 
         writer = logger.experiment
-        for (_, i, *_rest, plot_path, _caption), video in zip(rows, videos):
+        for (_, i, *_rest, plot_path, _caption), video in zip(rows, videos, strict=False):
             gif = encode_gif(video, self.fps)
             image = Summary.Image(height=video.shape[1], width=video.shape[2], colorspace=3, encoded_image_string=gif)
-            writer._get_file_writer().add_summary(Summary(value=[Summary.Value(tag=f"tubes/sample_{i}", image=image)]), step)
-            writer.add_image(f"tubes/sample_{i}_tube", np.asarray(Image.open(plot_path).convert("RGB")), step, dataformats="HWC")
+            writer._get_file_writer().add_summary(
+                Summary(value=[Summary.Value(tag=f"tubes/sample_{i}", image=image)]), step
+            )
+            writer.add_image(
+                f"tubes/sample_{i}_tube", np.asarray(Image.open(plot_path).convert("RGB")), step, dataformats="HWC"
+            )
         writer.flush()
 
     def state_dict(self) -> dict:
@@ -163,9 +168,25 @@ class SaliencyTubesCallback(pl.Callback):
             caption = f"true {names[s['label']]} · pred {names[pred]} (p={probs[i, pred]:.2f})"
             video = upscale(side_by_side(frames, overlay(frames, sal)), self.display_height)
             video_path = write_mp4(out_dir / f"sample_{i}.mp4", video, fps=self.fps, preset="ultrafast")
-            plot_path = plot_tube(sal, out_dir / f"sample_{i}_tube.png", title=caption, frame=frames[0],
-                                  frame_indices=s["frame_indices"].tolist())
-            rows.append((trainer.current_epoch, i, names[s["label"]], names[pred], float(probs[i, pred]), video_path, plot_path, caption))
+            plot_path = plot_tube(
+                sal,
+                out_dir / f"sample_{i}_tube.png",
+                title=caption,
+                frame=frames[0],
+                frame_indices=s["frame_indices"].tolist(),
+            )
+            rows.append(
+                (
+                    trainer.current_epoch,
+                    i,
+                    names[s["label"]],
+                    names[pred],
+                    float(probs[i, pred]),
+                    video_path,
+                    plot_path,
+                    caption,
+                )
+            )
             videos.append(video)
 
         scores = {}
@@ -188,13 +209,24 @@ class SaliencyTubesCallback(pl.Callback):
             table = wandb.Table(columns=["epoch", "sample", "true", "predicted", "confidence", "video", "tube"])
             for epoch, i, true, pred, conf, video_path, plot_path, caption in rows:
                 media[f"tubes/sample_{i}"] = wandb.Video(str(video_path), caption=caption, format="mp4")
-                table.add_data(epoch, i, true, pred, conf, wandb.Video(str(video_path), caption=caption, format="mp4"), wandb.Image(str(plot_path), caption=caption))
+                table.add_data(
+                    epoch,
+                    i,
+                    true,
+                    pred,
+                    conf,
+                    wandb.Video(str(video_path), caption=caption, format="mp4"),
+                    wandb.Image(str(plot_path), caption=caption),
+                )
             media["tubes/table"] = table
             try:
-                wandb_logger.experiment.log({**media, "trainer/global_step": trainer.global_step, "epoch": trainer.current_epoch})
+                wandb_logger.experiment.log(
+                    {**media, "trainer/global_step": trainer.global_step, "epoch": trainer.current_epoch}
+                )
             except Exception as exc:  # the tubes are on disk already; a logging failure must not stop training
                 if not self._warned:
-                    rank_zero_warn(f"SaliencyTubesCallback: W&B logging failed ({exc}); tubes are still written to {out_dir.parent}")
+                    rank_zero_warn(
+                        f"SaliencyTubesCallback: W&B logging failed ({exc}); tubes are still written to {out_dir.parent}"
+                    )
                     self._warned = True
         return scores
-

@@ -4,6 +4,7 @@ Nothing here can run code from a file: Lightning checkpoints are read with ``tor
 (plain tensors and containers only, no extra allowed globals), safetensors files hold tensors and a JSON
 header.
 """
+
 from __future__ import annotations
 
 import json
@@ -56,8 +57,10 @@ def read_model_info(path: str | Path) -> tuple[dict, ModelInfo]:
     """``(model state_dict, ModelInfo)`` of a training checkpoint or a ``.safetensors`` export, safely."""
     weights = read_weight_file(path)
     if weights.format not in ("saliency-tubes checkpoint", "saliency-tubes export"):
-        raise SaliencyTubesError(f"checkpoint {path} is a {weights.format}, not a saliency-tubes checkpoint: "
-                                 "give --arch (and --num-classes) to use bare weights")
+        raise SaliencyTubesError(
+            f"checkpoint {path} is a {weights.format}, not a saliency-tubes checkpoint: "
+            "give --arch (and --num-classes) to use bare weights"
+        )
     return weights.state, _info_from(weights.meta, Path(path))
 
 
@@ -73,8 +76,13 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tup
     return model.to(device).eval(), info
 
 
-def load_weights_file(path: str | Path, arch: str, num_classes: int | None = None, class_names: list[str] | None = None,
-                      device: str | torch.device = "cpu") -> tuple[nn.Module, ModelInfo]:
+def load_weights_file(
+    path: str | Path,
+    arch: str,
+    num_classes: int | None = None,
+    class_names: list[str] | None = None,
+    device: str | torch.device = "cpu",
+) -> tuple[nn.Module, ModelInfo]:
     """A model of architecture ``arch`` from a bare weight file (3D-ResNets-PyTorch, PyTorch-MFNet, torchvision,
     a plain state_dict, ...), with the architecture's reference input settings. The class count is read from the
     file's classifier unless given; class names default to the class indices."""
@@ -91,12 +99,22 @@ def load_weights_file(path: str | Path, arch: str, num_classes: int | None = Non
     model = create_model(arch, num_classes)
     state, report = fit_state_dict(model, weights, source=str(path))
     if report.replaced:
-        raise SaliencyTubesError(f"{path} has a {stored.shape[0]}-class classifier, not {num_classes}: a model to explain "
-                                 "needs its trained classifier")
+        raise SaliencyTubesError(
+            f"{path} has a {stored.shape[0]}-class classifier, not {num_classes}: a model to explain "
+            "needs its trained classifier"
+        )
     model.load_state_dict(state)
     cfg = input_config(arch)
-    info = ModelInfo(arch=arch, num_classes=num_classes, class_names=class_names or [str(i) for i in range(num_classes)],
-                     clip_len=cfg.clip_len, stride=cfg.stride, input_size=cfg.input_size, mean=cfg.mean, std=cfg.std)
+    info = ModelInfo(
+        arch=arch,
+        num_classes=num_classes,
+        class_names=class_names or [str(i) for i in range(num_classes)],
+        clip_len=cfg.clip_len,
+        stride=cfg.stride,
+        input_size=cfg.input_size,
+        mean=cfg.mean,
+        std=cfg.std,
+    )
     return model.to(device).eval(), info
 
 

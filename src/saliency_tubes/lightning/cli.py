@@ -1,4 +1,5 @@
 """LightningCLI wiring for train.py."""
+
 from __future__ import annotations
 
 import netrc
@@ -34,7 +35,10 @@ def ensure_wandb_mode() -> None:
     if os.environ.get("WANDB_MODE") or wandb_login_configured():
         return
     os.environ["WANDB_MODE"] = "offline"
-    print("W&B: no login found, logging offline to ./wandb (upload later with `wandb sync wandb/offline-run-*`)", file=sys.stderr)
+    print(
+        "W&B: no login found, logging offline to ./wandb (upload later with `wandb sync wandb/offline-run-*`)",
+        file=sys.stderr,
+    )
 
 
 class RunConfigSaver(SaveConfigCallback):
@@ -47,7 +51,9 @@ class RunConfigSaver(SaveConfigCallback):
     def save_config(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         folder = run_folder(trainer)
         folder.mkdir(parents=True, exist_ok=True)
-        self.parser.save(self.config, str(folder / self.config_filename), skip_none=False, overwrite=True, multifile=self.multifile)
+        self.parser.save(
+            self.config, str(folder / self.config_filename), skip_none=False, overwrite=True, multifile=self.multifile
+        )
 
 
 class TubesCLI(LightningCLI):
@@ -74,8 +80,10 @@ class TubesCLI(LightningCLI):
         folder = run_folder(trainer)
         working.append(CSVLogger(save_dir=str(folder), name="csv_logs"))
         trainer.loggers = working
-        rank_zero_warn(f"logger could not start ({'; '.join(failed)}); training goes on, metrics go to {folder}/csv_logs "
-                       "and the tubes to the run folder")
+        rank_zero_warn(
+            f"logger could not start ({'; '.join(failed)}); training goes on, metrics go to {folder}/csv_logs "
+            "and the tubes to the run folder"
+        )
 
     def _check_run_folder(self) -> None:
         ckpt = self.trainer.checkpoint_callback
@@ -111,7 +119,9 @@ class TubesCLI(LightningCLI):
         _, info = read_model_info(ckpt_path)
         model = self.model.hparams
         if info.num_classes != model.num_classes:
-            raise SaliencyTubesError(f"checkpoint {ckpt_path} has {info.num_classes} classes, the data has {model.num_classes}")
+            raise SaliencyTubesError(
+                f"checkpoint {ckpt_path} has {info.num_classes} classes, the data has {model.num_classes}"
+            )
         if info.arch != model.arch:
             raise SaliencyTubesError(f"checkpoint {ckpt_path} holds a {info.arch}, the config builds a {model.arch}")
 

@@ -1,4 +1,5 @@
 """The LightningModule: a video classifier whose checkpoint carries everything explain.py needs."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -14,7 +15,6 @@ from torchmetrics.classification import MulticlassAccuracy
 from ..data.transforms import KINETICS_MEAN, KINETICS_STD, mix_clips
 from ..errors import SaliencyTubesError
 from ..models import create_model, stage_groups
-
 
 # Architectures whose training step benchmarks/train_step.py measured faster in channels_last_3d, same loss.
 CHANNELS_LAST_WINS = {"mfnet3d"}
@@ -147,7 +147,9 @@ class VideoClassifier(pl.LightningModule):
         logits = self(clips)
         loss = lam * F.cross_entropy(logits, batch["label"], label_smoothing=hp.label_smoothing)
         if lam < 1:
-            loss = loss + (1 - lam) * F.cross_entropy(logits, batch["label"][partner], label_smoothing=hp.label_smoothing)
+            loss = loss + (1 - lam) * F.cross_entropy(
+                logits, batch["label"][partner], label_smoothing=hp.label_smoothing
+            )
         if not torch.isfinite(loss):
             raise SaliencyTubesError(
                 f"the training loss became {loss.item()} at epoch {self.current_epoch}, step {self.global_step}; lower "
@@ -159,8 +161,15 @@ class VideoClassifier(pl.LightningModule):
         self.log("train/acc_top1", self.train_acc, on_step=False, on_epoch=True, batch_size=len(logits))
         skipped = getattr(self.trainer.datamodule, "skipped", None)
         if skipped is not None:  # unreadable files met so far (each rank counts its own; the maximum is logged)
-            self.log("data/skipped", float(len(skipped)), on_step=False, on_epoch=True, reduce_fx="max", sync_dist=True,
-                     batch_size=len(logits))
+            self.log(
+                "data/skipped",
+                float(len(skipped)),
+                on_step=False,
+                on_epoch=True,
+                reduce_fx="max",
+                sync_dist=True,
+                batch_size=len(logits),
+            )
         return loss
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
@@ -216,16 +225,23 @@ class VideoClassifier(pl.LightningModule):
         """Top-1/top-5 accuracy of the videos' averaged softmax, over all ranks (every rank must call it)."""
         strategy = self.trainer.strategy
         size = int(self.all_gather(torch.tensor(len(self._video_views), device=self.device)).max())
-        sums = [strategy.reduce(F.pad(t, (0, 0, 0, size - len(t)) if t.dim() == 2 else (0, size - len(t))).to(self.device),
-                                reduce_op="sum")
-                for t in (self._video_probs, self._video_views, self._video_labels)]
+        sums = [
+            strategy.reduce(
+                F.pad(t, (0, 0, 0, size - len(t)) if t.dim() == 2 else (0, size - len(t))).to(self.device),
+                reduce_op="sum",
+            )
+            for t in (self._video_probs, self._video_views, self._video_labels)
+        ]
         probs, views, labels = (t.cpu() for t in sums)
         seen = views > 0
         probs, views, labels = probs[seen] / views[seen, None], views[seen], labels[seen] // views[seen]
         top = probs.topk(min(5, probs.shape[1]), dim=1).indices
         hits = top == labels[:, None]
-        return {"test/video_acc_top1": hits[:, 0].double().mean().item(), "test/video_acc_top5": hits.any(1).double().mean().item(),
-                "test/videos": float(seen.sum())}
+        return {
+            "test/video_acc_top1": hits[:, 0].double().mean().item(),
+            "test/video_acc_top5": hits.any(1).double().mean().item(),
+            "test/videos": float(seen.sum()),
+        }
 
     def on_test_epoch_end(self) -> None:
         for name, value in self.video_accuracy().items():
@@ -240,8 +256,11 @@ class VideoClassifier(pl.LightningModule):
             for p in self.model.parameters():
                 if p.requires_grad and (id(p) in head) == is_head:
                     (no_decay if p.ndim <= 1 else decay).append(p)  # no weight decay on norms and biases
-            groups += [{"params": params, "weight_decay": wd, "lr": lr}
-                       for params, wd in ((decay, hp.weight_decay), (no_decay, 0.0)) if params]
+            groups += [
+                {"params": params, "weight_decay": wd, "lr": lr}
+                for params, wd in ((decay, hp.weight_decay), (no_decay, 0.0))
+                if params
+            ]
         if hp.optimizer == "sgd":
             opt = torch.optim.SGD(groups, lr=hp.lr, momentum=hp.momentum, nesterov=hp.momentum > 0)
         else:

@@ -1,5 +1,6 @@
 """ModelCheckpoint that writes to ``<root>/<run>/``: one folder per run, named after the start time and the
 logger's run id, so runs never overwrite each other; every file is written atomically."""
+
 from __future__ import annotations
 
 import os
@@ -56,7 +57,9 @@ class RunCheckpoint(ModelCheckpoint):
         self.run_dir(trainer)
         super().setup(trainer, pl_module, stage)
 
-    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch, batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch, batch_idx: int
+    ) -> None:
         super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
         n = self.every_n_train_steps_for_last
         if n and trainer.global_step % n == 0 and trainer.global_step != self._last_global_step_saved:

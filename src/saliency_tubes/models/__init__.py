@@ -2,6 +2,7 @@
 ``forward_features(x) -> B×C×T'×H'×W'``, ``forward_head(features) -> logits``, ``get_classifier() -> nn.Linear``,
 and ``stage_groups()``: the backbone's modules from input to output (stem first), for freezing the first N.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -102,7 +103,9 @@ def register_timm() -> list[str]:
     def entry(name: str):
         def build(pretrained: bool = False, num_classes: int = 400, weights: str | Path | None = None, **kwargs):
             if pretrained:
-                raise SaliencyTubesError(f"{name} has no hub weights; pass a weight file: timm.create_model({name!r}, weights=FILE)")
+                raise SaliencyTubesError(
+                    f"{name} has no hub weights; pass a weight file: timm.create_model({name!r}, weights=FILE)"
+                )
             for timm_only in ("pretrained_cfg", "pretrained_cfg_overlay", "cache_dir"):
                 kwargs.pop(timm_only, None)
             return create_model(name, num_classes, pretrained=weights, **kwargs)
@@ -117,5 +120,16 @@ def register_timm() -> list[str]:
     return list_models()
 
 
-__all__ = ["InputConfig", "LoadReport", "ResNet3d", "create_model", "inflate_state_dict", "input_config", "list_models",
-           "load_weights", "read_weight_file", "register_timm", "stage_groups"]
+__all__ = [
+    "InputConfig",
+    "LoadReport",
+    "ResNet3d",
+    "create_model",
+    "inflate_state_dict",
+    "input_config",
+    "list_models",
+    "load_weights",
+    "read_weight_file",
+    "register_timm",
+    "stage_groups",
+]

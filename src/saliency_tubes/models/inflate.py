@@ -7,6 +7,7 @@ The 3D ResNets of :mod:`.resnet3d` name their parameters as timm's (and torchvis
 identical frames then gives the 2D network's logits exactly (max-pooling and strides over identical frames are
 harmless; zero temporal padding is not, it lets the border frames see only part of each inflated kernel).
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence

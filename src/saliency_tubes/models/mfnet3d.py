@@ -8,6 +8,7 @@ The one deliberate difference: pooling is adaptive (the reference asserts 16 fra
 ``forward_head`` average-pools it and applies the linear ``classifier``, so the Saliency Tube
 Σ_c W[k,c]·F[:,c] averaged over T'×H'×W' plus bias[k] equals logit k.
 """
+
 from __future__ import annotations
 
 from collections import OrderedDict
@@ -35,7 +36,9 @@ class BNActConv3d(nn.Module):
         super().__init__()
         self.bn = nn.BatchNorm3d(num_in)
         self.relu = nn.ReLU(inplace=True)
-        self.conv = nn.Conv3d(num_in, num_out, kernel_size=kernel, padding=pad, stride=stride, groups=groups, bias=False)
+        self.conv = nn.Conv3d(
+            num_in, num_out, kernel_size=kernel, padding=pad, stride=stride, groups=groups, bias=False
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv(self.relu(self.bn(x)))
@@ -50,7 +53,9 @@ class MFUnit(nn.Module):
     ``conv_w1`` projects the shortcut; later units use a grouped 1×3×3 ``conv_m2`` and an identity shortcut.
     """
 
-    def __init__(self, num_in: int, num_mid: int, num_out: int, groups: int, stride=(1, 1, 1), first_block: bool = False):
+    def __init__(
+        self, num_in: int, num_mid: int, num_out: int, groups: int, stride=(1, 1, 1), first_block: bool = False
+    ):
         super().__init__()
         num_ix = num_mid // 4
         self.conv_i1 = BNActConv3d(num_in, num_ix)
@@ -80,20 +85,31 @@ class MFNet3D(nn.Module):
     def __init__(self, num_classes: int = 400, in_channels: int = 3, dropout: float = 0.0):
         super().__init__()
         stem = 16
-        self.conv1 = nn.Sequential(OrderedDict([
-            ("conv", nn.Conv3d(in_channels, stem, kernel_size=(3, 5, 5), padding=(1, 2, 2), stride=(1, 2, 2), bias=False)),
-            ("bn", nn.BatchNorm3d(stem)),
-            ("relu", nn.ReLU(inplace=True)),
-        ]))
+        self.conv1 = nn.Sequential(
+            OrderedDict(
+                [
+                    (
+                        "conv",
+                        nn.Conv3d(
+                            in_channels, stem, kernel_size=(3, 5, 5), padding=(1, 2, 2), stride=(1, 2, 2), bias=False
+                        ),
+                    ),
+                    ("bn", nn.BatchNorm3d(stem)),
+                    ("relu", nn.ReLU(inplace=True)),
+                ]
+            )
+        )
         self.maxpool = nn.MaxPool3d(kernel_size=(1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1))
         num_in = stem
         # conv2 halves time; conv3..conv5 halve space. num_mid equals the stage's output width.
         strides = [(2, 1, 1), (1, 2, 2), (1, 2, 2), (1, 2, 2)]
-        for index, (depth, width, stride) in enumerate(zip(STAGE_DEPTHS, STAGE_WIDTHS, strides), start=2):
+        for index, (depth, width, stride) in enumerate(zip(STAGE_DEPTHS, STAGE_WIDTHS, strides, strict=False), start=2):
             units = OrderedDict()
             for i in range(1, depth + 1):
                 first = i == 1
-                units[f"B{i:02d}"] = MFUnit(num_in, width, width, GROUPS, stride if first else (1, 1, 1), first_block=first)
+                units[f"B{i:02d}"] = MFUnit(
+                    num_in, width, width, GROUPS, stride if first else (1, 1, 1), first_block=first
+                )
                 num_in = width
             setattr(self, f"conv{index}", nn.Sequential(units))
         self.tail = nn.Sequential(OrderedDict([("bn", nn.BatchNorm3d(num_in)), ("relu", nn.ReLU(inplace=True))]))

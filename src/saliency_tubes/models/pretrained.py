@@ -18,6 +18,7 @@ The weights are then matched to the model by name. 2D convolution kernels where 
 inflated (I3D style); a classifier of another size is left at its initialisation (fine-tuning to new classes);
 anything else that does not fit is a one-line error naming the first offending key.
 """
+
 from __future__ import annotations
 
 import json
@@ -48,15 +49,18 @@ class WeightFile:
 
 def _strip(state: dict, prefix: str) -> dict:
     if state and all(k.startswith(prefix) for k in state):
-        return {k[len(prefix):]: v for k, v in state.items()}
+        return {k[len(prefix) :]: v for k, v in state.items()}
     return state
 
 
 def _tensors_only(state: dict, path: Path) -> dict[str, torch.Tensor]:
     bad = next((k for k, v in state.items() if not isinstance(v, torch.Tensor)), None)
     if bad is not None or not state:
-        raise SaliencyTubesError(f"{path} fits no supported weight format (entry {bad!r} is not a tensor)" if bad
-                                 else f"{path} holds no weights")
+        raise SaliencyTubesError(
+            f"{path} fits no supported weight format (entry {bad!r} is not a tensor)"
+            if bad
+            else f"{path} holds no weights"
+        )
     return state
 
 
@@ -89,18 +93,30 @@ def _read_torch(path: Path) -> WeightFile:
 def interpret_checkpoint(obj: object, path: str | Path = "checkpoint") -> WeightFile:
     """The weights inside a loaded checkpoint object, whichever of the supported layouts it has."""
     if not isinstance(obj, dict):
-        raise SaliencyTubesError(f"{path} fits no supported weight format (it holds a {type(obj).__name__}, not a dict)")
+        raise SaliencyTubesError(
+            f"{path} fits no supported weight format (it holds a {type(obj).__name__}, not a dict)"
+        )
     if isinstance(obj.get("state_dict"), dict) and isinstance(obj.get("hyper_parameters"), dict):
-        state = {k[len("model."):]: v for k, v in obj["state_dict"].items() if k.startswith("model.")}
+        state = {k[len("model.") :]: v for k, v in obj["state_dict"].items() if k.startswith("model.")}
         if not state:
-            raise SaliencyTubesError(f"{path} is a Lightning checkpoint without 'model.' weights: not from saliency-tubes")
+            raise SaliencyTubesError(
+                f"{path} is a Lightning checkpoint without 'model.' weights: not from saliency-tubes"
+            )
         return WeightFile(state, "saliency-tubes checkpoint", dict(obj["hyper_parameters"]))
     for key in ("state_dict", "state_dict_ema", "model"):
         if isinstance(obj.get(key), dict):
-            fmt = ("3D-ResNets-PyTorch / timm checkpoint" if "arch" in obj
-                   else "PyTorch-MFNet checkpoint" if "epoch" in obj else f"checkpoint ('{key}')")
-            return WeightFile(_strip(_tensors_only(obj[key], path), "module."), fmt,
-                              {"arch": obj["arch"]} if isinstance(obj.get("arch"), str) else {})
+            fmt = (
+                "3D-ResNets-PyTorch / timm checkpoint"
+                if "arch" in obj
+                else "PyTorch-MFNet checkpoint"
+                if "epoch" in obj
+                else f"checkpoint ('{key}')"
+            )
+            return WeightFile(
+                _strip(_tensors_only(obj[key], path), "module."),
+                fmt,
+                {"arch": obj["arch"]} if isinstance(obj.get("arch"), str) else {},
+            )
     return WeightFile(_strip(_tensors_only(obj, path), "module."), "plain state_dict")
 
 
@@ -129,8 +145,10 @@ class LoadReport:
         if self.replaced:
             parts.append(f"classifier replaced ({', '.join(self.replaced)}: new class count)")
         if self.missing:
-            parts.append(f"{len(self.missing)} missing, left at initialisation ({', '.join(self.missing[:3])}"
-                         f"{', ...' if len(self.missing) > 3 else ''})")
+            parts.append(
+                f"{len(self.missing)} missing, left at initialisation ({', '.join(self.missing[:3])}"
+                f"{', ...' if len(self.missing) > 3 else ''})"
+            )
         return f"{self.format}: " + "; ".join(parts)
 
 
@@ -149,8 +167,12 @@ def fit_state_dict(model: nn.Module, weights: WeightFile, source: str = "weights
     unexpected = [k for k in weights.state if k not in own]
     if unexpected:
         overlap = len(weights.state) - len(unexpected)
-        hint = "it was saved from another architecture" if overlap else "it fits no supported layout for this architecture"
-        raise SaliencyTubesError(f"{source} does not fit {type(model).__name__}: first unknown key {unexpected[0]!r} ({hint})")
+        hint = (
+            "it was saved from another architecture" if overlap else "it fits no supported layout for this architecture"
+        )
+        raise SaliencyTubesError(
+            f"{source} does not fit {type(model).__name__}: first unknown key {unexpected[0]!r} ({hint})"
+        )
     state = {}
     for key, target in own.items():
         value = weights.state.get(key)
@@ -168,8 +190,10 @@ def fit_state_dict(model: nn.Module, weights: WeightFile, source: str = "weights
             state[key] = target
             report.replaced.append(key)
         else:
-            raise SaliencyTubesError(f"{source} does not fit {type(model).__name__}: {key!r} has shape {tuple(value.shape)}, "
-                                     f"the model needs {tuple(target.shape)}")
+            raise SaliencyTubesError(
+                f"{source} does not fit {type(model).__name__}: {key!r} has shape {tuple(value.shape)}, "
+                f"the model needs {tuple(target.shape)}"
+            )
     if not report.kept and not report.inflated:
         raise SaliencyTubesError(f"{source} has no weights this model can use")
     if report.inflated:

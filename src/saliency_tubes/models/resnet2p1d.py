@@ -6,6 +6,7 @@ channels in between are chosen, as in the paper and the reference, so that the p
 parameters as the 3D convolution it replaces. Everything else (stages, shortcuts, options, contract) is
 :class:`.resnet3d.ResNet3d`'s.
 """
+
 from __future__ import annotations
 
 import torch

@@ -5,6 +5,7 @@ kenshohara/3D-ResNets-PyTorch, so that repository's checkpoints load with ``stri
 :mod:`.pretrained`). ``forward_features`` returns the last residual stage's output (B×C×T'×H'×W'),
 ``forward_head`` pools it adaptively and applies the linear classifier ``fc``.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -193,13 +194,20 @@ class ResNet3d(nn.Module):
             raise ValueError(f"temporal_padding must be one of {TEMPORAL_PADDINGS}, not {temporal_padding!r}")
         block = self.blocks[bottleneck]
         widths = [int(width * 2**i * widen_factor) for i in range(4)]
-        self._build_stem(in_channels, widths[0], conv1_t_size, (conv1_t_stride, conv1_stride, conv1_stride), temporal_padding)
+        self._build_stem(
+            in_channels, widths[0], conv1_t_size, (conv1_t_stride, conv1_stride, conv1_stride), temporal_padding
+        )
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.Identity() if no_max_pool else nn.MaxPool3d(kernel_size=3, stride=2, padding=1)
         self.in_planes = widths[0]
         down = (stage_t_stride, 2, 2)
-        strides = [(1, 1, 1), down, (stage_t_stride, layer3_stride, layer3_stride), (stage_t_stride, last_stride, last_stride)]
-        for i, (planes, blocks, stride) in enumerate(zip(widths, layers, strides), start=1):
+        strides = [
+            (1, 1, 1),
+            down,
+            (stage_t_stride, layer3_stride, layer3_stride),
+            (stage_t_stride, last_stride, last_stride),
+        ]
+        for i, (planes, blocks, stride) in enumerate(zip(widths, layers, strides, strict=False), start=1):
             setattr(self, f"layer{i}", self._make_stage(block, planes, blocks, stride, shortcut_type, temporal_padding))
         self.num_features = widths[3] * block.expansion
         self.avgpool = nn.AdaptiveAvgPool3d(1)
@@ -215,7 +223,13 @@ class ResNet3d(nn.Module):
         return self.relu(self.bn1(self.conv1(x)))
 
     def _make_stage(
-        self, block: type[nn.Module], planes: int, blocks: int, stride: Stride, shortcut_type: str, temporal_padding: str
+        self,
+        block: type[nn.Module],
+        planes: int,
+        blocks: int,
+        stride: Stride,
+        shortcut_type: str,
+        temporal_padding: str,
     ) -> nn.Sequential:
         out_planes = planes * block.expansion
         downsample = None
@@ -253,7 +267,9 @@ class ResNet3d(nn.Module):
     def stage_groups(self) -> list[list[nn.Module]]:
         """The stem (whatever its layers are named), then the four stages."""
         stages = [f"layer{i}" for i in range(1, 5)]
-        stem = [m for name, m in self.named_children() if name not in (*stages, "fc") and any(True for _ in m.parameters())]
+        stem = [
+            m for name, m in self.named_children() if name not in (*stages, "fc") and any(True for _ in m.parameters())
+        ]
         return [stem, *([getattr(self, name)] for name in stages)]
 
 

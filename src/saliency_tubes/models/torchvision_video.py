@@ -4,6 +4,7 @@ The networks are torchvision's own ``VideoResNet`` with its own blocks, so a tor
 state_dict (``stem.0.weight``, ``layer1.0.conv1.0.weight``, …, ``fc.weight``) loads unchanged and gives the same
 logits; the subclass only adds the contract's methods, ``num_features`` and a (parameter-free) dropout.
 """
+
 from __future__ import annotations
 
 import torch
@@ -22,7 +23,9 @@ from torchvision.models.video.resnet import (
 class VideoResNetContract(VideoResNet):
     """``VideoResNet`` whose ``forward`` is split into ``forward_features`` and ``forward_head``."""
 
-    def __init__(self, conv_makers: list[type[nn.Module]], stem: type[nn.Module], num_classes: int = 400, dropout: float = 0.0):
+    def __init__(
+        self, conv_makers: list[type[nn.Module]], stem: type[nn.Module], num_classes: int = 400, dropout: float = 0.0
+    ):
         super().__init__(BasicBlock, conv_makers, [2, 2, 2, 2], stem, num_classes=num_classes)
         self.num_features = self.fc.in_features
         self.dropout = nn.Dropout(dropout)

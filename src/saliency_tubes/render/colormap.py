@@ -1,4 +1,5 @@
 """Colour maps as 256-entry uint8 lookup tables."""
+
 from __future__ import annotations
 
 from functools import lru_cache

@@ -1,4 +1,5 @@
 """Animated GIF encoding (what TensorBoard shows as a video) without moviepy."""
+
 from __future__ import annotations
 
 import io
@@ -12,5 +13,7 @@ def encode_gif(frames: np.ndarray, fps: float) -> bytes:
 
     images = [Image.fromarray(f) for f in frames]
     buffer = io.BytesIO()
-    images[0].save(buffer, format="GIF", save_all=True, append_images=images[1:], duration=max(int(1000 / fps), 20), loop=0)
+    images[0].save(
+        buffer, format="GIF", save_all=True, append_images=images[1:], duration=max(int(1000 / fps), 20), loop=0
+    )
     return buffer.getvalue()

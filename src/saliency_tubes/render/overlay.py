@@ -1,4 +1,5 @@
 """Heatmap overlays and alpha "focus" frames drawn on the original uint8 frames."""
+
 from __future__ import annotations
 
 import numpy as np

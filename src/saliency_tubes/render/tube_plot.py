@@ -4,6 +4,7 @@ translucent JET-coloured slice, so the tube the network attends to reads as one 
 Rendered directly with numpy (an oblique "cabinet" projection composited back to front) and PIL for lines
 and text: a few milliseconds per plot, cheap enough to run for every sample of every epoch.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -87,8 +88,14 @@ def render_tube(
     return np.asarray(image)
 
 
-def plot_tube(saliency: np.ndarray, path: str | Path, threshold: float = 0.3, title: str | None = None,
-              frame: np.ndarray | None = None, frame_indices: list[int] | None = None) -> Path:
+def plot_tube(
+    saliency: np.ndarray,
+    path: str | Path,
+    threshold: float = 0.3,
+    title: str | None = None,
+    frame: np.ndarray | None = None,
+    frame_indices: list[int] | None = None,
+) -> Path:
     """Write :func:`render_tube` as a PNG."""
     from .video import save_png
 

@@ -1,4 +1,5 @@
 """Writing rendered frames to disk."""
+
 from __future__ import annotations
 
 from pathlib import Path
