@@ -5,8 +5,8 @@ import torch
 from conftest import Trap
 
 from saliency_tubes.errors import SaliencyTubesError
-from saliency_tubes.lightning import VideoClassifier, load_checkpoint
-from saliency_tubes.lightning.checkpoint import export_safetensors
+from saliency_tubes.lightning import VideoClassifier
+from saliency_tubes.models.io import export_safetensors, load_checkpoint
 
 
 def _lightning_like_checkpoint(path, module: VideoClassifier, **extra):

@@ -8,41 +8,95 @@ insertion AUC), the latter also for a random map, the reference every method mus
 
 from __future__ import annotations
 
+import argparse
 import csv
 import json
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
+from ..errors import SaliencyTubesError
 
-from ..data.datasets import VideoClipDataset, scan_folder
-from ..data.transforms import ClipTransform
-from ..explain import explain, lift, pointing_game, temporal_hit, tube_mass_in_gt
-from ..explain.faithfulness import deletion_insertion, random_tubes
-from ..lightning.checkpoint import ModelInfo
+if TYPE_CHECKING:
+    import torch
+
+    from ..data.datasets import VideoClipDataset
+    from ..models.io import ModelInfo
 
 LOCALISATION = ("mass_in_gt", "lift", "pointing_game", "temporal_hit")
 FAITHFULNESS = ("deletion_auc", "insertion_auc")
 
 
-def validation_set(root: str | Path, info: ModelInfo) -> VideoClipDataset:
-    videos, labels, names = scan_folder(root, "val", info.class_names)
-    return VideoClipDataset(
-        videos,
-        labels,
-        names,
-        clip_len=info.clip_len,
-        stride=info.stride,
-        transform=ClipTransform(info.input_size),
-        sampling="center",
-        mean=info.mean,
-        std=info.std,
+def add_arguments(group: argparse._ArgumentGroup, methods: list[str]) -> None:
+    """``--evaluate`` and its options (the dataset options are those of ``python -m saliency_tubes.data.check``)."""
+    from ..data.layouts import add_layout_arguments
+
+    group.add_argument("--evaluate", action="store_true", help="score the methods on the validation split")
+    add_layout_arguments(group)
+    group.add_argument("--methods", nargs="+", choices=methods, default=list(methods), help="methods to score")
+    group.add_argument("--steps", type=int, default=128, help="deletion/insertion steps")
+    group.add_argument("--grid", type=int, default=16, help="cells per frame side for deletion/insertion")
+    group.add_argument("--baseline", choices=("blur", "zero"), default="blur", help="what deleted cells become")
+    group.add_argument("--max-clips", type=int, help="score only the first N validation clips")
+
+
+def validation_set(args: argparse.Namespace, info: ModelInfo) -> VideoClipDataset:
+    """The validation split of ``--data.root`` in ``--data.layout``, centre clips as the model was trained on."""
+    from ..data.layouts import layout_options, validation_dataset
+
+    layout, options = layout_options(args)
+    d = info.data
+    return validation_dataset(
+        args.data_root,
+        layout,
+        options,
+        class_names=info.class_names,
+        clip_len=d.clip_len,
+        stride=d.stride,
+        input_size=d.input_size,
+        mean=d.mean,
+        std=d.std,
     )
+
+
+def run_evaluation(args: argparse.Namespace, model: torch.nn.Module, info: ModelInfo, device: torch.device) -> int:
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from ..fs import ensure_writable_dir
+
+    if not args.data_root:
+        raise SaliencyTubesError("--evaluate needs --data.root DIR")
+    if args.steps < 1 or args.grid < 1:
+        raise SaliencyTubesError("--steps and --grid must be at least 1")
+    out = ensure_writable_dir(args.out or "evaluation", "the evaluation tables")
+    dataset = validation_set(args, info)
+    n = len(dataset) if args.max_clips is None else min(args.max_clips, len(dataset))
+    with Progress(console=Console(stderr=True)) as progress:
+        task = progress.add_task("Scoring explanations", total=n)
+        values = evaluate(
+            model,
+            dataset,
+            args.methods,
+            device,
+            steps=args.steps,
+            grid=args.grid,
+            baseline=args.baseline,
+            batch_size=args.batch_size,
+            max_clips=args.max_clips,
+            layer=args.layer,
+            on_batch=lambda k: progress.advance(task, k),
+        )
+    rows = summarise(values)
+    console = Console()
+    print_table(rows, console if console.is_terminal else Console(width=200))  # files and pipes: no wrapping
+    csv_path, json_path = write_tables(rows, out)
+    print(f"Wrote {csv_path} and {json_path}")
+    return 0
 
 
 def evaluate(
     model,
-    info: ModelInfo,
     dataset: VideoClipDataset,
     methods: list[str],
     device: torch.device,
@@ -54,7 +108,13 @@ def evaluate(
     layer: str | None = None,
     on_batch=None,
 ) -> dict[str, dict[str, list[float]]]:
-    """Per-clip metric values: ``{method or "random": {metric: [value per clip]}}``."""
+    """Per-clip metric values: ``{method or "random": {metric: [value per clip]}}``. ``layer`` applies to the
+    methods that take one."""
+    import torch
+
+    from ..explain import explain, get_method, lift, pointing_game, temporal_hit, tube_mass_in_gt
+    from ..explain.faithfulness import deletion_insertion, random_tubes
+
     n = len(dataset) if max_clips is None else min(max_clips, len(dataset))
     values: dict[str, dict[str, list[float]]] = {m: {} for m in [*methods, "random"]}
     for start in range(0, n, batch_size):
@@ -65,7 +125,7 @@ def evaluate(
         moving = torch.stack([it["moving"] for it in items]).to(device) if has_truth else None
         maps, targets = {}, None
         for method in methods:
-            result = explain(model, clips, method, layer=None if method == "saliency_tubes" else layer)
+            result = explain(model, clips, method, layer=layer if get_method(method).takes_layer else None)
             maps[method], targets = result.tubes, result.targets
         maps["random"] = random_tubes(tuple(maps[methods[0]].shape), grid=grid, seed=start, device=device)
         for name, tubes in maps.items():

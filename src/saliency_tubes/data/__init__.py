@@ -1,16 +1,52 @@
-"""Video reading, clip sampling, transforms, datasets and the LightningDataModule."""
-from .datamodule import VideoDataModule
-from .datasets import VideoClipDataset, collate, scan_folder
-from .layouts import LAYOUTS, LayoutOptions, Sample, index
-from .sampling import clip_indices, consecutive_clips
-from .synthetic import CLASSES as SYNTHETIC_CLASSES, SyntheticConfig, ensure_synthetic, load_mask
-from .transforms import KINETICS_MEAN, KINETICS_STD, ClipTransform, normalize, resize_short_side
-from .video import DecodeTimeout, VideoInfo, VideoReadError, find_videos, read_clip, read_frames, read_video_clip, video_info
-from ..videoio import write_video
+"""Video reading, clip sampling, transforms, dataset layouts, datasets and the LightningDataModule.
 
-__all__ = [
-    "LAYOUTS", "DecodeTimeout", "LayoutOptions", "Sample", "collate", "index", "read_video_clip", "SYNTHETIC_CLASSES", "KINETICS_MEAN", "KINETICS_STD", "ClipTransform", "SyntheticConfig", "VideoClipDataset",
-    "VideoDataModule", "VideoInfo", "VideoReadError", "clip_indices", "consecutive_clips", "ensure_synthetic",
-    "find_videos", "load_mask", "read_clip", "normalize", "read_frames", "resize_short_side", "scan_folder", "video_info",
-    "write_video",
-]
+Names are loaded from their modules on first use (PEP 562): reading a video must not import Lightning, which only
+the data module needs.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+_EXPORTS = {
+    "VideoDataModule": ".datamodule",
+    **dict.fromkeys(["VideoClipDataset", "collate", "scan_folder"], ".datasets"),
+    **dict.fromkeys(["LAYOUTS", "LayoutOptions", "Sample", "index"], ".layouts"),
+    **dict.fromkeys(["clip_indices", "consecutive_clips"], ".sampling"),
+    **dict.fromkeys(["SyntheticConfig", "ensure_synthetic", "load_mask"], ".synthetic"),
+    **dict.fromkeys(
+        ["KINETICS_MEAN", "KINETICS_STD", "ClipTransform", "normalize", "resize_short_side"], ".transforms"
+    ),
+    **dict.fromkeys(
+        [
+            "DecodeTimeout",
+            "VideoInfo",
+            "VideoReadError",
+            "VideoStream",
+            "find_videos",
+            "read_clip",
+            "read_frames",
+            "read_video_clip",
+            "video_info",
+        ],
+        ".video",
+    ),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name == "SYNTHETIC_CLASSES":
+        from .synthetic import CLASSES
+
+        return CLASSES
+    if name == "write_video":
+        from ..videoio import write_video
+
+        return write_video
+    if name in _EXPORTS:
+        return getattr(import_module(_EXPORTS[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = [*_EXPORTS, "SYNTHETIC_CLASSES", "write_video"]  # noqa: PLE0604

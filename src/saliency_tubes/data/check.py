@@ -6,6 +6,7 @@ at its start, middle and end, and list the files that fail, one per line with th
 Exit status: 0 when every file is readable, 1 when some are not (they are listed on stdout), 2 on usage errors
 (a bad argument, a missing folder or annotation file).
 """
+
 from __future__ import annotations
 
 import argparse

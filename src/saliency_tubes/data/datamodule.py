@@ -1,4 +1,5 @@
 """LightningDataModule over a video dataset in one of several layouts (the built-in synthetic dataset by default)."""
+
 from __future__ import annotations
 
 import warnings
@@ -90,7 +91,9 @@ class VideoDataModule(pl.LightningDataModule):
         if short_video not in ("loop", "pad"):
             raise SaliencyTubesError(f"--data.short_video {short_video!r}: loop or pad")
         if test_clips < 1 or test_crops not in (1, 3):
-            raise SaliencyTubesError(f"--data.test_clips {test_clips} --data.test_crops {test_crops}: at least 1 clip, and 1 or 3 crops")
+            raise SaliencyTubesError(
+                f"--data.test_clips {test_clips} --data.test_crops {test_crops}: at least 1 clip, and 1 or 3 crops"
+            )
         self.root = Path(root)
         self._class_names: list[str] | None = None
         self._index: dict[str, tuple[list[Sample], list[str]]] = {}
@@ -141,8 +144,13 @@ class VideoDataModule(pl.LightningDataModule):
             names,
             clip_len=hp.clip_len,
             stride=hp.stride,
-            transform=ClipTransform(hp.input_size, train=train, scale=tuple(hp.train_scale), hflip=hp.hflip,
-                                    randaugment=tuple(hp.randaugment) if hp.randaugment else None),
+            transform=ClipTransform(
+                hp.input_size,
+                train=train,
+                scale=tuple(hp.train_scale),
+                hflip=hp.hflip,
+                randaugment=tuple(hp.randaugment) if hp.randaugment else None,
+            ),
             sampling="random" if train else "center",
             mean=hp.mean,
             std=hp.std,
@@ -185,8 +193,10 @@ class VideoDataModule(pl.LightningDataModule):
             start, stop = dataset.frame_range(i, info.num_frames, info.fps)
             lengths.append((stop - start, path))
         if not lengths:
-            raise SaliencyTubesError(f"none of the {n} {split} videos of {self.root} can be read "
-                                     f"(e.g. {next(iter(dataset.bad.values()))}); check them with python -m saliency_tubes.data.check")
+            raise SaliencyTubesError(
+                f"none of the {n} {split} videos of {self.root} can be read "
+                f"(e.g. {next(iter(dataset.bad.values()))}); check them with python -m saliency_tubes.data.check"
+            )
         return lengths
 
     def _warn_if_clips_outrun_videos(self, lengths: list[tuple[int, Path]]) -> None:
@@ -197,8 +207,10 @@ class VideoDataModule(pl.LightningDataModule):
         if all(n < span for n, _ in lengths):
             n, path = max(lengths, key=lambda x: x[0])
             how = "looped" if hp.short_video == "loop" else "padded with their last frame"
-            rank_zero_warn(f"clips span {span} frames (clip_len {hp.clip_len} × stride {hp.stride}) but the "
-                           f"videos are shorter (e.g. {path.name}: {n} frames); clips are {how}. Lower --data.clip_len or --data.stride")
+            rank_zero_warn(
+                f"clips span {span} frames (clip_len {hp.clip_len} × stride {hp.stride}) but the "
+                f"videos are shorter (e.g. {path.name}: {n} frames); clips are {how}. Lower --data.clip_len or --data.stride"
+            )
 
     def note_skipped(self, skipped: dict[str, str]) -> None:
         """Add unreadable files (path → reason) to :attr:`skipped`, with one warning for each new one."""
@@ -219,7 +231,9 @@ class VideoDataModule(pl.LightningDataModule):
         if sampler is None and not shuffle and trainer is not None and trainer.world_size > 1:
             # Lightning's default DistributedSampler pads the last ranks with repeats; evaluation must see
             # each video exactly once, so the ranks get disjoint, unpadded shares.
-            sampler = UnrepeatedDistributedSampler(dataset, num_replicas=trainer.world_size, rank=trainer.global_rank, shuffle=False)
+            sampler = UnrepeatedDistributedSampler(
+                dataset, num_replicas=trainer.world_size, rank=trainer.global_rank, shuffle=False
+            )
         return DataLoader(
             dataset,
             batch_size=self.hparams.batch_size,

@@ -3,6 +3,7 @@ official annotation files, without opening any video (bad files are dealt with w
 
 ``split`` is ``"train"`` or ``"val"``; ``class_names`` (the training split's) fixes the label order of ``"val"``.
 """
+
 from __future__ import annotations
 
 import csv
@@ -16,8 +17,12 @@ from .video import FRAME_EXTENSIONS, VIDEO_EXTENSIONS
 
 LAYOUTS = ("folder", "frames", "ucf101", "hmdb51", "kinetics", "epic_kitchens")
 # Where each layout looks, relative to the root, when ``annotations``/``videos`` are not given.
-DEFAULT_ANNOTATIONS = {"ucf101": "ucfTrainTestlist", "hmdb51": "testTrainMulti_7030_splits", "kinetics": "annotations",
-                       "epic_kitchens": "annotations"}
+DEFAULT_ANNOTATIONS = {
+    "ucf101": "ucfTrainTestlist",
+    "hmdb51": "testTrainMulti_7030_splits",
+    "kinetics": "annotations",
+    "epic_kitchens": "annotations",
+}
 DEFAULT_VIDEOS = {"ucf101": ".", "hmdb51": ".", "kinetics": ".", "epic_kitchens": "videos"}
 
 
@@ -39,8 +44,13 @@ class LayoutOptions:
     target: str = "verb"
 
 
-def index(layout: str, root: str | Path, split: str, class_names: list[str] | None = None,
-          options: LayoutOptions = LayoutOptions()) -> tuple[list[Sample], list[str]]:
+def index(
+    layout: str,
+    root: str | Path,
+    split: str,
+    class_names: list[str] | None = None,
+    options: LayoutOptions = LayoutOptions(),
+) -> tuple[list[Sample], list[str]]:
     """``(samples, class_names)`` of one split of a dataset in ``layout``."""
     if layout not in LAYOUTS:
         raise SaliencyTubesError(f"unknown data layout {layout!r} (one of {', '.join(LAYOUTS)})")
@@ -91,7 +101,9 @@ def scan_classes(root: Path, split: str, class_names: list[str] | None = None, f
             continue
         items = [p for p in sorted(folder.iterdir()) if is_item(p)]
         if not items and split == "train":
-            raise SaliencyTubesError(f"{folder} has no videos: a class needs training videos (remove the folder or add some)")
+            raise SaliencyTubesError(
+                f"{folder} has no videos: a class needs training videos (remove the folder or add some)"
+            )
         samples += [Sample(p, label) for p in items]
     if not samples:
         raise SaliencyTubesError(f"no videos found under {split_dir}")
@@ -144,12 +156,17 @@ def _hmdb51(annotations: Path, videos: Path, split: str, number: int):
     suffix = f"_test_split{number}.txt"
     files = sorted(annotations.glob(f"*{suffix}")) if annotations.is_dir() else []
     if not files:
-        raise SaliencyTubesError(f"no *{suffix} files in {annotations} (--data.annotations names the folder of the HMDB51 split files)")
+        raise SaliencyTubesError(
+            f"no *{suffix} files in {annotations} (--data.annotations names the folder of the HMDB51 split files)"
+        )
     names = [f.name[: -len(suffix)] for f in files]
     wanted = "1" if split == "train" else "2"
-    samples = [Sample(videos / name / video, label)
-               for label, (name, file) in enumerate(zip(names, files))
-               for video, use in _lines(file, "") if use == wanted]
+    samples = [
+        Sample(videos / name / video, label)
+        for label, (name, file) in enumerate(zip(names, files))
+        for video, use in _lines(file, "")
+        if use == wanted
+    ]
     return samples, names
 
 
@@ -174,8 +191,11 @@ def _kinetics(annotations: Path, videos: Path, split: str, class_names: list[str
     ``VIDEOS/<split>/``, the split folder being ``train`` or ``val``/``validate``."""
     names = ("train",) if split == "train" else ("validate", "val")
     table = _first_existing(annotations, tuple(f"{n}.csv" for n in names))
-    rows = _read_csv(table, {"label", "youtube_id", "time_start", "time_end"},
-                     "--data.annotations names the folder of the Kinetics CSV files")
+    rows = _read_csv(
+        table,
+        {"label", "youtube_id", "time_start", "time_end"},
+        "--data.annotations names the folder of the Kinetics CSV files",
+    )
     found = sorted({r["label"] for r in rows})
     if class_names is None:
         class_names = found
@@ -193,7 +213,7 @@ def _kinetics(annotations: Path, videos: Path, split: str, class_names: list[str
 
 
 def _seconds(timestamp: str) -> float:
-    """"00:00:01.089" → 1.089."""
+    """ "00:00:01.089" → 1.089."""
     h, m, s = timestamp.split(":")
     return int(h) * 3600 + int(m) * 60 + float(s)
 
@@ -242,9 +262,18 @@ def _epic_kitchens(annotations: Path, videos: Path, split: str, target: str):
         lookup = {k: k for k in named}
         class_names = [named.get(i, f"{target}_{i}") for i in range(max(named) + 1)]
     cache: dict[Path, dict[str, Path]] = {}
-    samples = [Sample(_epic_video(videos, r["participant_id"], r["video_id"], cache), lookup[key(r)],
-                      _seconds(r["start_timestamp"]), _seconds(r["stop_timestamp"]))
-               for r in rows if key(r) in lookup]
+    samples = [
+        Sample(
+            _epic_video(videos, r["participant_id"], r["video_id"], cache),
+            lookup[key(r)],
+            _seconds(r["start_timestamp"]),
+            _seconds(r["stop_timestamp"]),
+        )
+        for r in rows
+        if key(r) in lookup
+    ]
     if len(samples) < len(rows):
-        rank_zero_warn(f"{table.name}: {len(rows) - len(samples)} segments of {target} classes not in training are left out")
+        rank_zero_warn(
+            f"{table.name}: {len(rows) - len(samples)} segments of {target} classes not in training are left out"
+        )
     return samples, class_names

@@ -3,6 +3,7 @@
 A reader is opened per call and closed afterwards, so nothing is shared across DataLoader workers. A folder
 of JPEG frames (sorted by name) is read like a video, decoding only the chosen frames.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -13,7 +14,7 @@ import threading
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -23,6 +24,7 @@ VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v")
 FRAME_EXTENSIONS = (".jpg", ".jpeg")
 
 import av  # before decord: decord loads its own FFmpeg 4.1 with RTLD_GLOBAL, and PyAV loaded after it
+
 # cannot open its libvpx encoders (VP8/VP9: "avcodec_open2 returned 22")
 
 try:  # decord has no wheels for some platforms (e.g. ARM); PyAV covers them.
@@ -119,7 +121,9 @@ class _DecordBackend:
         return VideoInfo(len(vr), float(vr.get_avg_fps()), h, w, _PyAVBackend.rotation(path, timeout))
 
     @staticmethod
-    def read(path: Path, choose: Callable[[int, float], np.ndarray], timeout: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def read(
+        path: Path, choose: Callable[[int, float], np.ndarray], timeout: float | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         vr = _decord_reader(path)  # one reader gives both the frame count and the frames
         n = len(vr)
         if n == 0:
@@ -159,7 +163,9 @@ class _PyAVBackend:
         return VideoInfo(header.num_frames, header.fps, h, w, rotation)
 
     @classmethod
-    def read(cls, path: Path, choose: Callable[[int, float], np.ndarray], timeout: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def read(
+        cls, path: Path, choose: Callable[[int, float], np.ndarray], timeout: float | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         info = cls._header(path, timeout)
         indices = np.asarray(choose(info.num_frames, info.fps), dtype=np.int64)
         wanted = set(int(i) for i in indices)
@@ -170,12 +176,16 @@ class _PyAVBackend:
             stream.thread_type = "AUTO"
             for i, frame in enumerate(container.decode(stream)):
                 if i in wanted:
-                    decoded[i] = np.rot90(frame.to_ndarray(format="rgb24"), _quarter_turns(frame.rotation))  # upright, as decord
+                    decoded[i] = np.rot90(
+                        frame.to_ndarray(format="rgb24"), _quarter_turns(frame.rotation)
+                    )  # upright, as decord
                 if i >= last:
                     break
         missing = wanted - decoded.keys()
         if missing:
-            raise VideoReadError(f"{path}: frame {min(missing)} requested, video has {len(decoded) and max(decoded) + 1}")
+            raise VideoReadError(
+                f"{path}: frame {min(missing)} requested, video has {len(decoded) and max(decoded) + 1}"
+            )
         return np.stack([decoded[int(i)] for i in indices]), indices
 
 
@@ -208,7 +218,9 @@ class _FrameFolderBackend:
         return VideoInfo(len(files), 0.0, h, w)
 
     @classmethod
-    def read(cls, path: Path, choose: Callable[[int, float], np.ndarray], timeout: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def read(
+        cls, path: Path, choose: Callable[[int, float], np.ndarray], timeout: float | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         files = cls._files(path)
         indices = np.asarray(choose(len(files), 0.0), dtype=np.int64)
         if indices.max(initial=0) >= len(files):
@@ -261,7 +273,9 @@ def video_info(path: str | Path, backend: str = "auto", timeout: float | None = 
     return _run("info", Path(path), backend, timeout=timeout)
 
 
-def read_frames(path: str | Path, indices: Sequence[int] | np.ndarray, backend: str = "auto", timeout: float | None = None) -> np.ndarray:
+def read_frames(
+    path: str | Path, indices: Sequence[int] | np.ndarray, backend: str = "auto", timeout: float | None = None
+) -> np.ndarray:
     """Decode the frames at ``indices`` (any order, repeats allowed) as uint8 ``T×H×W×3`` RGB."""
     indices = np.asarray(indices, dtype=np.int64)
     if indices.size == 0:
@@ -269,7 +283,9 @@ def read_frames(path: str | Path, indices: Sequence[int] | np.ndarray, backend: 
     return _run("read", Path(path), backend, lambda _n, _fps: indices, timeout=timeout)[0]
 
 
-def read_clip(path: str | Path, choose: Callable[[int], np.ndarray], backend: str = "auto") -> tuple[np.ndarray, np.ndarray]:
+def read_clip(
+    path: str | Path, choose: Callable[[int], np.ndarray], backend: str = "auto"
+) -> tuple[np.ndarray, np.ndarray]:
     """``(frames, indices)``: ``choose(frame count)`` picks the indices, decoded as uint8 ``T×H×W×3`` RGB, with
     the video opened once (decord) instead of once for the count and once for the frames."""
     return _run("read", Path(path), backend, lambda n, _fps: choose(n))
@@ -289,3 +305,85 @@ def find_videos(root: str | Path) -> list[Path]:
     if root.is_file():
         return [root]
     return sorted(p for p in root.rglob("*") if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file())
+
+
+class VideoStream:
+    """A video (or frame folder) opened once to read chosen frames in order, chunk by chunk, each frame decoded
+    once: whole videos are explained in bounded memory. Opening reads only the header (frame count, frame rate).
+
+    decord reads each chunk with one ``get_batch`` from one reader; PyAV (the fallback when decord cannot open the
+    file, or ``backend="pyav"``) runs one sequential decode over the whole request.
+    """
+
+    def __init__(self, path: str | Path, backend: str = "auto"):
+        self.path = Path(path)
+        self._reader = None
+        if self.path.is_dir():
+            self.num_frames, self.fps = len(_FrameFolderBackend._files(self.path)), 0.0
+            return
+        _check_file(self.path)
+        if backend != "pyav" and decord is not None:
+            try:
+                self._reader = _decord_reader(self.path)
+            except Exception as exc:  # decord refuses this file: PyAV may read it
+                if backend == "decord":
+                    raise VideoReadError(f"{self.path}: cannot decode as video ({_reason(exc)})") from None
+        if self._reader is not None:
+            self.num_frames, self.fps = len(self._reader), float(self._reader.get_avg_fps())
+            return
+        try:
+            header = _PyAVBackend._header(self.path, None)
+        except Exception as exc:
+            raise VideoReadError(f"{self.path}: cannot decode as video ({_reason(exc)})") from None
+        self.num_frames, self.fps = header.num_frames, header.fps
+
+    def chunks(self, indices: Sequence[int] | np.ndarray, chunk: int = 32) -> Iterator[np.ndarray]:
+        """uint8 ``n×H×W×3`` RGB frames at ``indices`` (increasing), up to ``chunk`` frames at a time."""
+        indices = np.asarray(indices, dtype=np.int64)
+        if indices.size == 0 or np.any(np.diff(indices) <= 0):
+            raise ValueError("VideoStream.chunks needs increasing frame indices")
+        if indices[-1] >= self.num_frames:
+            raise VideoReadError(f"{self.path}: frame {int(indices[-1])} requested, video has {self.num_frames}")
+        parts = [indices[i : i + chunk] for i in range(0, len(indices), chunk)]
+        if self.path.is_dir():
+            for part in parts:
+                yield read_frames(self.path, part)
+        elif self._reader is not None:
+            for part in parts:
+                try:
+                    with _native_stderr_silenced():
+                        batch = self._reader.get_batch(part.tolist()).asnumpy()
+                except Exception as exc:
+                    raise VideoReadError(f"{self.path}: cannot decode as video ({_reason(exc)})") from None
+                yield batch
+        else:
+            yield from self._pyav_chunks(indices, chunk)
+
+    def _pyav_chunks(self, indices: np.ndarray, chunk: int) -> Iterator[np.ndarray]:
+        wanted = iter(indices.tolist())
+        next_index = next(wanted, None)
+        batch: list[np.ndarray] = []
+        try:
+            container = av.open(str(self.path))
+        except Exception as exc:
+            raise VideoReadError(f"{self.path}: cannot decode as video ({_reason(exc)})") from None
+        with container:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            decoded = container.decode(stream)
+            i = -1
+            while next_index is not None:
+                try:
+                    frame = next(decoded, None)
+                except Exception as exc:
+                    raise VideoReadError(f"{self.path}: cannot decode as video ({_reason(exc)})") from None
+                if frame is None:
+                    raise VideoReadError(f"{self.path}: frame {next_index} requested, the video ended before it")
+                i += 1
+                if i != next_index:
+                    continue
+                batch.append(np.rot90(frame.to_ndarray(format="rgb24"), _quarter_turns(frame.rotation)))
+                next_index = next(wanted, None)
+                if len(batch) == chunk or next_index is None:
+                    yield np.stack(batch)
+                    batch = []

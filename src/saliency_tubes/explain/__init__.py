@@ -1,32 +1,56 @@
-"""Saliency Tubes computation (CAM, Grad-CAM, Grad-CAM++) and quality metrics. Needs only a model that follows
-the model contract."""
+"""Explanations of video models: the methods (a registry: :mod:`.methods`), the whole-video pipeline
+(:mod:`.video`), the one writer of an explanation's files (:mod:`.output`) and quality metrics. Needs only a model
+that follows the model contract (``saliency_tubes.models.contract``); never Lightning."""
 
 from __future__ import annotations
 
-import torch
-from torch import nn
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
 
-from .cam import (
-    Explanation,
-    SaliencyTubes,
-    class_activation_tubes,
-    normalize_tubes,
-    preserved_state,
-    resolve_targets,
-    upsample_tubes,
-)
-from .gradcam import gradcam_tubes
-from .metrics import lift, mask_share, pointing_game, temporal_hit, tube_mass_in_gt
-from .stitch import TubeStitcher, overlapping_clips
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
-METHODS = ("saliency_tubes", "gradcam", "gradcam_pp")
+    from .core import Explanation
+
+# Names are loaded from their modules on first use (PEP 562), so that the method registry and the CLI's --help do
+# not pay for importing torch.
+_EXPORTS = {
+    **dict.fromkeys(
+        [
+            "Explanation",
+            "class_activation_tubes",
+            "normalize_tubes",
+            "preserved_state",
+            "resolve_targets",
+            "upsample_tubes",
+        ],
+        ".core",
+    ),
+    **dict.fromkeys(["ExplanationMethod", "MethodName", "get_method", "method_names", "register_method"], ".methods"),
+    "SaliencyTubes": ".methods.cam",
+    **dict.fromkeys(["lift", "mask_share", "pointing_game", "temporal_hit", "tube_mass_in_gt"], ".metrics"),
+    **dict.fromkeys(["TubeStitcher", "overlapping_clips"], ".stitch"),
+    **dict.fromkeys(["VideoExplainer", "VideoExplanation"], ".video"),
+    "write_explanation": ".output",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name == "METHODS":  # the built-in methods; method_names() also lists those registered later
+        from .methods import BUILT_IN
+
+        return BUILT_IN
+    if name in _EXPORTS:
+        return getattr(import_module(_EXPORTS[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def explain(
     model: nn.Module,
     clips: torch.Tensor,
     method: str = "saliency_tubes",
-    target=None,
+    target: object = None,
     topk: int = 1,
     layer: str | None = None,
     size: tuple[int, int, int] | None = None,
@@ -35,50 +59,42 @@ def explain(
 ) -> Explanation:
     """Tubes (B×T×H×W in [0, 1], or B×K×… for several targets), logits and targets for a batch of clips.
 
-    ``method``: ``saliency_tubes`` (CAM from the classifier weights, the default), ``gradcam`` or ``gradcam_pp``
-    (on ``layer``, a module name; default the last conv block). ``target``: None (the prediction; with ``topk``
-    the top-k), a class index, or one index (or K) per clip. ``size``: T×H×W of the tubes (default the clip's).
-    ``clip_negative`` (default) zeroes negative CAM evidence before normalising, as Grad-CAM's ReLU does, so a region
-    with no evidence for the class is 0 rather than lifted by the most negative one; ``False`` is the original
-    Saliency Tubes min–max over the signed map.
-    ``normalize=False`` returns the raw upsampled maps, for stitching clips (see :mod:`.stitch`).
+    ``method``: a registered method (:func:`method_names`): ``saliency_tubes`` (CAM from the classifier weights, the
+    default), ``gradcam`` or ``gradcam_pp`` (on ``layer``, a module name; default the output of
+    ``forward_features``), or one you registered. ``target``: None (the prediction; with ``topk`` the top-k), a
+    class index, or one index (or K) per clip. ``size``: T×H×W of the tubes (default the clip's).
+    ``clip_negative`` (default) zeroes negative evidence before normalising; ``normalize=False`` returns the raw
+    upsampled maps, for stitching clips (see :mod:`.stitch`).
     """
-    if method == "saliency_tubes":
-        if layer is not None:
-            raise ValueError("saliency_tubes uses the last feature volume; a layer applies to gradcam/gradcam_pp")
-        return SaliencyTubes(model, clip_negative=clip_negative)(
-            clips, target=target, topk=topk, size=size, normalize=normalize
-        )
-    if method in ("gradcam", "gradcam_pp"):
-        return gradcam_tubes(
-            model,
-            clips,
-            target=target,
-            topk=topk,
-            layer=layer,
-            plus_plus=method == "gradcam_pp",
-            size=size,
-            normalize=normalize,
-        )
-    raise ValueError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
+    from .methods import get_method
+
+    explainer = get_method(method)(model, layer=layer, clip_negative=clip_negative)
+    return explainer(clips, target=target, topk=topk, size=size, normalize=normalize)
 
 
-__all__ = [
+__all__ = [  # noqa: F822 - provided by __getattr__
     "METHODS",
     "Explanation",
+    "ExplanationMethod",
+    "MethodName",
     "SaliencyTubes",
+    "TubeStitcher",
+    "VideoExplainer",
+    "VideoExplanation",
     "class_activation_tubes",
     "explain",
-    "gradcam_tubes",
+    "get_method",
     "lift",
     "mask_share",
-    "pointing_game",
-    "temporal_hit",
-    "TubeStitcher",
-    "overlapping_clips",
+    "method_names",
     "normalize_tubes",
+    "overlapping_clips",
+    "pointing_game",
     "preserved_state",
+    "register_method",
     "resolve_targets",
+    "temporal_hit",
     "tube_mass_in_gt",
     "upsample_tubes",
+    "write_explanation",
 ]

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .cam import preserved_state
+from .core import preserved_state
 
 
 def blurred(clips: torch.Tensor, factor: int = 8) -> torch.Tensor:

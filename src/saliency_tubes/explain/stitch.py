@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .cam import normalize_tubes
+from .core import normalize_tubes
 
 
 def overlapping_clips(num_positions: int, clip_len: int) -> np.ndarray:

@@ -15,7 +15,7 @@ from pytorch_lightning.utilities import rank_zero_warn
 from ..data.datamodule import VideoDataModule
 from ..errors import SaliencyTubesError, first_line
 from ..fs import ensure_writable_dir
-from .checkpoint import read_model_info
+from ..models.io import read_model_info
 from .module import VideoClassifier
 from .run_checkpoint import RunCheckpoint, run_folder
 

@@ -1,40 +1,31 @@
-"""Model factory. Every model follows the contract in DESIGN.md:
+"""Model factory. Every model follows the contract in docs/ARCHITECTURE.md (``models.contract.VideoModel``):
 ``forward_features(x) -> B×C×T'×H'×W'``, ``forward_head(features) -> logits``, ``get_classifier() -> nn.Linear``,
 and ``stage_groups()``: the backbone's modules from input to output (stem first), for freezing the first N.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from importlib import import_module
 from pathlib import Path
 from typing import Callable
 
 from torch import nn
 
+from ..config import KINETICS_MEAN, KINETICS_STD, DataConfig
 from ..errors import SaliencyTubesError
+from .contract import VideoModel, check_contract, stage_names
 from .inflate import inflate_state_dict
 from .pretrained import LoadReport, load_weights, read_weight_file
 from .resnet3d import LAYERS, ResNet3d
 
-
-@dataclass(frozen=True)
-class InputConfig:
-    """The input an architecture's public weights were trained on (used when a bare weight file says nothing)."""
-
-    clip_len: int
-    stride: int
-    input_size: int
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
-
-
 # 3D-ResNets-PyTorch: Kinetics mean/std of its `get_mean_std` with value scale 1, 16 consecutive frames at 112 px.
-HARA_INPUT = InputConfig(16, 1, 112, (0.4345, 0.4051, 0.3775), (0.2768, 0.2713, 0.2737))
+HARA_INPUT = DataConfig(16, 1, 112, (0.4345, 0.4051, 0.3775), (0.2768, 0.2713, 0.2737), classifier="fc")
 # torchvision video models: 16 frames at 112 px, its Kinetics-400 mean/std.
-TORCHVISION_INPUT = InputConfig(16, 1, 112, (0.43216, 0.394666, 0.37645), (0.22803, 0.22145, 0.216989))
+TORCHVISION_INPUT = DataConfig(16, 1, 112, KINETICS_MEAN, KINETICS_STD, classifier="fc")
 # PyTorch-MFNet: 16 frames, every 2nd, 224 px; mean (124, 117, 104)/255, std 1/(0.0167·255).
-MFNET_INPUT = InputConfig(16, 2, 224, (124 / 255, 117 / 255, 104 / 255), (1 / (0.0167 * 255),) * 3)
+MFNET_INPUT = DataConfig(
+    16, 2, 224, (124 / 255, 117 / 255, 104 / 255), (1 / (0.0167 * 255),) * 3, classifier="classifier"
+)
 
 
 def _lazy(module: str, name: str, *args) -> Callable[..., nn.Module]:
@@ -47,7 +38,7 @@ def _lazy(module: str, name: str, *args) -> Callable[..., nn.Module]:
     return build
 
 
-_MODELS: dict[str, tuple[Callable[..., nn.Module], InputConfig]] = {
+_MODELS: dict[str, tuple[Callable[..., nn.Module], DataConfig]] = {
     "mfnet3d": (_lazy("mfnet3d", "mfnet3d"), MFNET_INPUT),
     **{f"resnet3d_{d}": (_lazy("resnet3d", "resnet3d", d), HARA_INPUT) for d in LAYERS},
     **{f"resnet2p1d_{d}": (_lazy("resnet2p1d", "resnet2p1d", d), HARA_INPUT) for d in LAYERS},
@@ -59,8 +50,9 @@ def list_models() -> list[str]:
     return sorted(_MODELS)
 
 
-def input_config(name: str) -> InputConfig:
-    """The reference input of architecture ``name`` (clip length, frame stride, size, mean, std)."""
+def data_config(name: str) -> DataConfig:
+    """The data config of architecture ``name``: its reference input (clip length, frame stride, size, mean, std)
+    and the name of its classifier."""
     _check(name)
     return _MODELS[name][1]
 
@@ -121,12 +113,15 @@ def register_timm() -> list[str]:
 
 
 __all__ = [
-    "InputConfig",
+    "DataConfig",
+    "VideoModel",
+    "check_contract",
     "LoadReport",
     "ResNet3d",
     "create_model",
     "inflate_state_dict",
-    "input_config",
+    "data_config",
+    "stage_names",
     "list_models",
     "load_weights",
     "read_weight_file",

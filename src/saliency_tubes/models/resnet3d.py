@@ -1,4 +1,4 @@
-"""3D ResNets (Hara et al., CVPR 2018) following the model contract of DESIGN.md.
+"""3D ResNets (Hara et al., CVPR 2018) following the model contract (docs/ARCHITECTURE.md).
 
 The architecture, its defaults and its parameter names follow ``models/resnet.py`` of
 kenshohara/3D-ResNets-PyTorch, so that repository's checkpoints load with ``strict=True`` (through

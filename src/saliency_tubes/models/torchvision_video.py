@@ -1,4 +1,4 @@
-"""torchvision's video ResNets (R3D-18, MC3-18, R(2+1)D-18) under the model contract of DESIGN.md.
+"""torchvision's video ResNets (R3D-18, MC3-18, R(2+1)D-18) under the model contract (docs/ARCHITECTURE.md).
 
 The networks are torchvision's own ``VideoResNet`` with its own blocks, so a torchvision Kinetics-400
 state_dict (``stem.0.weight``, ``layer1.0.conv1.0.weight``, …, ``fc.weight``) loads unchanged and gives the same

@@ -1,8 +1,10 @@
-"""Saliency Tubes: 3D class activation maps (Stergiou et al., ICIP 2019).
+"""What every explanation method shares: the result type, target resolution, side-effect-free model calls,
+trilinear upsampling of low-resolution maps and their min–max normalisation.
 
-For a model following the contract in DESIGN.md, ``F = forward_features(x)`` (B×C×T'×H'×W') is weighted by
-the classifier row of the target class, ``M[b] = Σ_c W[k_b, c] · F[b, c]``, upsampled trilinearly to the
-clip's T×H×W on the model's device and min–max normalised per tube.
+Saliency Tubes (Stergiou et al., ICIP 2019) are 3D class activation maps: ``F = forward_features(x)``
+(B×C×T'×H'×W') weighted by the classifier row of the target class, ``M[b] = Σ_c W[k_b, c] · F[b, c]``
+(:func:`class_activation_tubes`), upsampled trilinearly to the clip's T×H×W on the model's device and min–max
+normalised per tube. The methods themselves are in :mod:`saliency_tubes.explain.methods`.
 """
 
 from __future__ import annotations
@@ -133,43 +135,3 @@ def resolve_targets(logits: torch.Tensor, target=None, topk: int = 1) -> torch.T
         return torch.full((b,), target, dtype=torch.long, device=logits.device)
     targets = torch.as_tensor(target, dtype=torch.long, device=logits.device)
     return targets.view(b, -1).squeeze(-1) if targets.dim() < 2 else targets
-
-
-class SaliencyTubes:
-    """CAM-based Saliency Tubes for a model with ``forward_features``, ``forward_head`` and ``get_classifier``.
-
-    Side-effect free: the model's train/eval flags, parameter gradients, buffers and the RNG are left as found.
-    """
-
-    def __init__(self, model: nn.Module, clip_negative: bool = True):
-        for attr in ("forward_features", "forward_head", "get_classifier"):
-            if not callable(getattr(model, attr, None)):
-                raise TypeError(f"{type(model).__name__} lacks {attr}(); see the model contract in DESIGN.md")
-        self.model = model
-        self.clip_negative = clip_negative
-
-    def features(self, clips: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(features, logits)`` for a batch of clips, without side effects."""
-        with preserved_state(self.model):
-            features = self.model.forward_features(clips)
-            return features, self.model.forward_head(features)
-
-    def tubes(
-        self, features: torch.Tensor, targets: torch.Tensor, size: tuple[int, int, int], normalize: bool = True
-    ) -> torch.Tensor:
-        weight = self.model.get_classifier().weight.detach()
-        with torch.no_grad():
-            return class_activation_tubes(features, weight, targets, size, self.clip_negative, normalize)
-
-    def __call__(
-        self,
-        clips: torch.Tensor,
-        target=None,
-        topk: int = 1,
-        size: tuple[int, int, int] | None = None,
-        normalize: bool = True,
-    ) -> Explanation:
-        """Tubes upsampled to ``size`` (default: the clip's T×H×W) for ``target`` (see :func:`resolve_targets`)."""
-        features, logits = self.features(clips)
-        targets = resolve_targets(logits, target, topk)
-        return Explanation(self.tubes(features, targets, tuple(size or clips.shape[-3:]), normalize), targets, logits)
