@@ -287,5 +287,3 @@ def test_replacements_are_deterministic_and_short_videos_can_be_padded(zoo):
     cold = [(train[(i, 3)]["index"], train[(i, 3)]["frame_indices"].tolist()) for i in range(len(train))]
     assert warm == cold
     assert train.load(good_index(train, "three_frames.mp4"))["frame_indices"].tolist() == [0, 2, 2, 2]
-    with pytest.raises(SaliencyTubesError, match="short_video 'crop': loop or pad"):
-        _dm(zoo, short_video="crop")

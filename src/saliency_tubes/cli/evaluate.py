@@ -15,8 +15,8 @@ from pathlib import Path
 
 import torch
 
-from ..data.datasets import VideoClipDataset, scan_folder
-from ..data.transforms import ClipTransform
+from ..data.datasets import VideoClipDataset, validation_dataset
+from ..data.layouts import LayoutOptions
 from ..explain import explain, lift, pointing_game, temporal_hit, tube_mass_in_gt
 from ..explain.faithfulness import deletion_insertion, random_tubes
 from ..lightning.checkpoint import ModelInfo
@@ -25,16 +25,18 @@ LOCALISATION = ("mass_in_gt", "lift", "pointing_game", "temporal_hit")
 FAITHFULNESS = ("deletion_auc", "insertion_auc")
 
 
-def validation_set(root: str | Path, info: ModelInfo) -> VideoClipDataset:
-    videos, labels, names = scan_folder(root, "val", info.class_names)
-    return VideoClipDataset(
-        videos,
-        labels,
-        names,
+def validation_set(
+    root: str | Path, info: ModelInfo, layout: str = "folder", options: LayoutOptions | None = None
+) -> VideoClipDataset:
+    """The ``val`` split of the dataset at ``root`` (in ``layout``), read as the model was validated."""
+    return validation_dataset(
+        root,
+        layout,
+        options,
+        class_names=info.class_names,
         clip_len=info.clip_len,
         stride=info.stride,
-        transform=ClipTransform(info.input_size),
-        sampling="center",
+        input_size=info.input_size,
         mean=info.mean,
         std=info.std,
     )

@@ -2,7 +2,7 @@
 
 from ..videoio import write_video
 from .datamodule import VideoDataModule
-from .datasets import VideoClipDataset, collate, scan_folder
+from .datasets import VideoClipDataset, collate, scan_folder, validation_dataset
 from .layouts import Layout, LayoutName, LayoutOptions, Sample, get_layout, index, layout_names, register_layout
 from .sampling import clip_indices, consecutive_clips
 from .synthetic import CLASSES as SYNTHETIC_CLASSES
@@ -27,6 +27,7 @@ __all__ = [
     "get_layout",
     "layout_names",
     "register_layout",
+    "validation_dataset",
     "LAYOUTS",
     "DecodeTimeout",
     "LayoutOptions",
