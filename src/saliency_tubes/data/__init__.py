@@ -3,7 +3,17 @@
 from ..videoio import write_video
 from .datamodule import VideoDataModule
 from .datasets import VideoClipDataset, collate, scan_folder, validation_dataset
-from .layouts import Layout, LayoutName, LayoutOptions, Sample, get_layout, index, layout_names, register_layout
+from .layouts import (
+    LAYOUTS,
+    Layout,
+    LayoutName,
+    LayoutOptions,
+    Sample,
+    get_layout,
+    index,
+    layout_names,
+    register_layout,
+)
 from .sampling import clip_indices, consecutive_clips
 from .synthetic import CLASSES as SYNTHETIC_CLASSES
 from .synthetic import SyntheticConfig, ensure_synthetic, load_mask
@@ -18,8 +28,6 @@ from .video import (
     read_video_clip,
     video_info,
 )
-
-LAYOUTS = layout_names()  # the layouts registered when the package was imported
 
 __all__ = [
     "Layout",

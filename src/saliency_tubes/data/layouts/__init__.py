@@ -44,12 +44,15 @@ for _module in pkgutil.iter_modules(__path__):
 
 from .folder import scan_classes  # noqa: E402
 
+LAYOUTS = layout_names()  # the layouts registered when this package was imported
+
 if TYPE_CHECKING:
     LayoutName = str
 else:
     LayoutName = Literal[layout_names()]  # the choices of --data.layout, validated by the CLI and listed by --help
 
 __all__ = [
+    "LAYOUTS",
     "Layout",
     "LayoutName",
     "LayoutOptions",

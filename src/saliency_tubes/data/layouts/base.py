@@ -201,7 +201,8 @@ def add_layout_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGro
 
 def describe_layouts(indent: str = "  ") -> str:
     """One line per registered layout, ``name: description``, for a command's ``--help``."""
-    return "\n".join(f"{indent}{n}: {_REGISTRY[n].description}".rstrip(": ") for n in layout_names())
+    described = ((n, _REGISTRY[n].description) for n in layout_names())
+    return "\n".join(f"{indent}{n}: {d}" if d else f"{indent}{n}" for n, d in described)
 
 
 def layout_options(args: argparse.Namespace) -> tuple[str, LayoutOptions]:
