@@ -6,7 +6,7 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
-from test_layouts import _dm, _epic, _folder, _hmdb, _jpeg_folders, _kinetics, _ucf
+from helpers.layouts import _dm, _epic, _folder, _hmdb, _jpeg_folders, _kinetics, _ucf
 
 from saliency_tubes.data import read_clip, read_frames, video_info
 

@@ -10,28 +10,10 @@ import numpy as np
 import pytest
 import torch
 from conftest import REPO
-from PIL import Image
+from helpers.layouts import _dm, _epic, _folder, _hmdb, _jpeg_folders, _kinetics, _ucf, _video
 
-from saliency_tubes.data import VideoDataModule, clip_indices
+from saliency_tubes.data import clip_indices
 from saliency_tubes.errors import SaliencyTubesError
-from saliency_tubes.videoio import write_video
-
-
-def _frames(n: int, value: int = 0, size: int = 32) -> np.ndarray:
-    """``n`` frames whose red channel encodes the frame number (10·t) and green the video (``value``)."""
-    f = np.zeros((n, size, size, 3), np.uint8)
-    f[..., 0] = (10 * np.arange(n))[:, None, None]
-    f[..., 1] = value
-    return f
-
-
-def _video(path, n=12, value=0, fps=10.0):
-    return write_video(path, _frames(n, value), fps=fps, preset="ultrafast")
-
-
-def _dm(root, **kw):
-    args = dict(clip_len=4, stride=2, input_size=32, batch_size=2, num_workers=0)
-    return VideoDataModule(root=str(root), **{**args, **kw})
 
 
 def _epoch(dm, loader):
@@ -59,28 +41,11 @@ def _check_loaders(dm, expected_val):
     assert _labels_by_name(dm, val, dm.val_dataset) == expected_val
 
 
-def _folder(root):
-    for split, n in (("train", 2), ("val", 1)):
-        for cls in ("jump", "run"):
-            for k in range(n):
-                _video(root / split / cls / f"{cls}_{split}{k}.mp4")
-
-
 def test_folder_layout_is_the_default(tmp_path):
     _folder(tmp_path)
     dm = _dm(tmp_path)
     assert dm.class_names == ["jump", "run"]
     _check_loaders(dm, {"jump_val0": "jump", "run_val0": "run"})
-
-
-def _jpeg_folders(root):
-    for split, n in (("train", 2), ("val", 1)):
-        for cls in ("jump", "run"):
-            for k in range(n):
-                folder = root / split / cls / f"{cls}_{split}{k}"
-                folder.mkdir(parents=True)
-                for t, frame in enumerate(_frames(10)):
-                    Image.fromarray(frame).save(folder / f"img_{t:05d}.jpg", quality=95)
 
 
 def test_frames_layout_reads_jpeg_folders(tmp_path):
@@ -89,22 +54,6 @@ def test_frames_layout_reads_jpeg_folders(tmp_path):
     _check_loaders(dm, {"jump_val0": "jump", "run_val0": "run"})
     item = dm.val_dataset.load(0)
     np.testing.assert_array_equal(item["frame_indices"], [1, 3, 5, 7])  # centre clip of 10 frames
-
-
-def _ucf(root):
-    classes = ["ApplyEyeMakeup", "Basketball"]
-    ann = root / "ucfTrainTestlist"
-    ann.mkdir(parents=True)
-    (ann / "classInd.txt").write_text("".join(f"{i} {c}\n" for i, c in enumerate(classes, 1)))
-    train, test = [], []
-    for label, c in enumerate(classes, 1):
-        for g in (8, 9, 1):
-            rel = f"{c}/v_{c}_g{g:02d}_c01.avi"
-            _video(root / rel, value=40 * label)
-            (test if g == 1 else train).append(rel)
-    (ann / "trainlist01.txt").write_text("".join(f"{r} {classes.index(r.split('/')[0]) + 1}\n" for r in train))
-    (ann / "testlist01.txt").write_text("".join(f"{r}\n" for r in test))
-    return classes
 
 
 def test_ucf101_layout(tmp_path):
@@ -117,18 +66,6 @@ def test_ucf101_layout(tmp_path):
     assert "\n" not in str(err.value)
 
 
-def _hmdb(root):
-    ann = root / "testTrainMulti_7030_splits"
-    ann.mkdir()
-    for label, cls in enumerate(["brush_hair", "cartwheel"]):
-        lines = []
-        for k, use in enumerate((1, 1, 2, 0)):
-            name = f"{cls}_clip{k}.avi"
-            _video(root / cls / name, value=40 * label)
-            lines.append(f"{name} {use} \n")
-        (ann / f"{cls}_test_split1.txt").write_text("".join(lines))
-
-
 def test_hmdb51_layout(tmp_path):
     _hmdb(tmp_path)
     dm = _dm(tmp_path, layout="hmdb51")
@@ -139,26 +76,6 @@ def test_hmdb51_layout(tmp_path):
         _ = _dm(tmp_path, layout="hmdb51", split=3).class_names
 
 
-def _kinetics(root):
-    """Train: 3 videos (and 1 annotated but missing), val: 2 (and 1 missing)."""
-    ann = root / "annotations"
-    ann.mkdir()
-    head = "label,youtube_id,time_start,time_end,split\n"
-    train = [
-        ("abseiling", "aaa", 10),
-        ("abseiling", "bbb", 0),
-        ("air drumming", "ccc", 5),
-        ("air drumming", "gone1", 3),
-    ]
-    val = [("abseiling", "ddd", 20), ("air drumming", "eee", 7), ("air drumming", "gone2", 1)]
-    for split, rows, nested in (("train", train, True), ("validate", val, False)):
-        (ann / f"{split}.csv").write_text(head + "".join(f"{lab},{y},{s},{s + 10},{split}\n" for lab, y, s in rows))
-        for label, y, s in rows:
-            if not y.startswith("gone"):
-                folder = root / split / label if nested else root / split
-                _video(folder / f"{y}_{s:06d}_{s + 10:06d}.mp4")
-
-
 def test_kinetics_layout_warns_about_missing_videos(tmp_path):
     _kinetics(tmp_path)
     dm = _dm(tmp_path, layout="kinetics")
@@ -166,39 +83,6 @@ def test_kinetics_layout_warns_about_missing_videos(tmp_path):
         assert dm.class_names == ["abseiling", "air drumming"]
     with pytest.warns(UserWarning, match="gone2"):
         _check_loaders(dm, {"ddd_000020_000030": "abseiling", "eee_000007_000017": "air drumming"})
-
-
-EPIC_HEAD = (
-    "narration_id,participant_id,video_id,narration_timestamp,start_timestamp,stop_timestamp,start_frame,"
-    "stop_frame,narration,verb,verb_class,noun,noun_class,all_nouns,all_noun_classes\n"
-)
-
-
-def _epic(root):
-    """Two long videos (40 frames at 10 fps; one nested with an upper-case .MP4, one flat) and their segments."""
-    _video(root / "videos" / "P01" / "P01_01.MP4", n=40, value=10)
-    _video(root / "videos" / "P02_01.mp4", n=40, value=20)
-    ann = root / "annotations"
-    ann.mkdir()
-
-    def row(i, video, start, stop, verb, vc, noun, nc):
-        ts = [f"00:00:{s:06.3f}" for s in (start, stop)]
-        return (
-            f"{video}_{i},{video[:3]},{video},{ts[0]},{ts[0]},{ts[1]},0,0,{verb} {noun},{verb},{vc},{noun},{nc},[],[]\n"
-        )
-
-    train = [
-        row(0, "P01_01", 0.5, 1.5, "take", 0, "plate", 2),
-        row(1, "P01_01", 2.0, 3.9, "open", 3, "door", 5),
-        row(2, "P02_01", 1.0, 1.3, "take", 0, "door", 5),
-    ]  # 3 frames: looped inside the segment
-    val = [
-        row(3, "P02_01", 0.0, 2.0, "open", 3, "plate", 2),
-        row(4, "P02_01", 1.0, 3.0, "open", 3, "door", 5),
-        row(5, "P02_01", 0.0, 1.0, "wash", 7, "pan", 9),
-    ]  # a verb training never saw
-    (ann / "EPIC_100_train.csv").write_text(EPIC_HEAD + "".join(train))
-    (ann / "EPIC_100_validation.csv").write_text(EPIC_HEAD + "".join(val))
 
 
 def test_epic_kitchens_segments_are_sampled_inside_their_frame_range(tmp_path):
@@ -403,5 +287,3 @@ def test_replacements_are_deterministic_and_short_videos_can_be_padded(zoo):
     cold = [(train[(i, 3)]["index"], train[(i, 3)]["frame_indices"].tolist()) for i in range(len(train))]
     assert warm == cold
     assert train.load(good_index(train, "three_frames.mp4"))["frame_indices"].tolist() == [0, 2, 2, 2]
-    with pytest.raises(SaliencyTubesError, match="short_video 'crop': loop or pad"):
-        _dm(zoo, short_video="crop")

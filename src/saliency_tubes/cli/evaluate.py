@@ -32,6 +32,7 @@ def add_arguments(group: argparse._ArgumentGroup, methods: list[str]) -> None:
     from ..data.layouts import add_layout_arguments
 
     group.add_argument("--evaluate", action="store_true", help="score the methods on the validation split")
+    group.add_argument("--data.root", dest="data_root", help="dataset folder (with masks: localisation too)")
     add_layout_arguments(group)
     group.add_argument("--methods", nargs="+", choices=methods, default=list(methods), help="methods to score")
     group.add_argument("--steps", type=int, default=128, help="deletion/insertion steps")
@@ -42,7 +43,8 @@ def add_arguments(group: argparse._ArgumentGroup, methods: list[str]) -> None:
 
 def validation_set(args: argparse.Namespace, info: ModelInfo) -> VideoClipDataset:
     """The validation split of ``--data.root`` in ``--data.layout``, centre clips as the model was trained on."""
-    from ..data.layouts import layout_options, validation_dataset
+    from ..data.datasets import validation_dataset
+    from ..data.layouts import layout_options
 
     layout, options = layout_options(args)
     d = info.data

@@ -11,8 +11,21 @@ from typing import Any
 
 _EXPORTS = {
     "VideoDataModule": ".datamodule",
-    **dict.fromkeys(["VideoClipDataset", "collate", "scan_folder"], ".datasets"),
-    **dict.fromkeys(["LAYOUTS", "LayoutOptions", "Sample", "index"], ".layouts"),
+    **dict.fromkeys(["VideoClipDataset", "collate", "scan_folder", "validation_dataset"], ".datasets"),
+    **dict.fromkeys(
+        [
+            "LAYOUTS",
+            "Layout",
+            "LayoutName",
+            "LayoutOptions",
+            "Sample",
+            "get_layout",
+            "index",
+            "layout_names",
+            "register_layout",
+        ],
+        ".layouts",
+    ),
     **dict.fromkeys(["clip_indices", "consecutive_clips"], ".sampling"),
     **dict.fromkeys(["SyntheticConfig", "ensure_synthetic", "load_mask"], ".synthetic"),
     **dict.fromkeys(

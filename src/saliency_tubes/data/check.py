@@ -3,6 +3,8 @@ at its start, middle and end, and list the files that fail, one per line with th
 
     python -m saliency_tubes.data.check --data.root ROOT [--data.layout ucf101 --data.split 2 ...]
 
+`--help` lists the layouts.
+
 Exit status: 0 when every file is readable, 1 when some are not (they are listed on stdout), 2 on usage errors
 (a bad argument, a missing folder or annotation file).
 """
@@ -15,7 +17,7 @@ import warnings
 from pathlib import Path
 
 from ..errors import SaliencyTubesError
-from .layouts import LAYOUTS, LayoutOptions, index
+from .layouts import add_layout_arguments, describe_layouts, index, layout_options
 from .video import VideoReadError, read_frames, video_info
 
 
@@ -32,22 +34,23 @@ def check_file(path: Path, backend: str = "auto", timeout: float | None = None) 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m saliency_tubes.data.check", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data.root", dest="root", required=True, help="dataset folder")
-    parser.add_argument("--data.layout", dest="layout", default="folder", choices=LAYOUTS)
-    parser.add_argument("--data.annotations", dest="annotations", help="annotation folder, relative to the root")
-    parser.add_argument("--data.videos", dest="videos", help="video folder, relative to the root")
-    parser.add_argument("--data.split", dest="split", type=int, default=1, help="UCF101/HMDB51 split number")
-    parser.add_argument("--data.target", dest="target", default="verb", help="EPIC-KITCHENS target (verb|noun|action)")
-    parser.add_argument("--data.backend", dest="backend", default="auto", choices=("auto", "decord", "pyav"))
+    parser = argparse.ArgumentParser(
+        prog="python -m saliency_tubes.data.check",
+        description=__doc__.split("\n\n")[0],
+        epilog=f"layouts (--data.layout):\n{describe_layouts()}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--data.root", dest="data_root", required=True, help="dataset folder")
+    add_layout_arguments(parser)
+    parser.add_argument("--data.backend", dest="data_backend", default="auto", choices=("auto", "decord", "pyav"))
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds allowed per file")
     args = parser.parse_args(argv)
-    options = LayoutOptions(args.annotations, args.videos, args.split, args.target)
+    layout, options = layout_options(args)
     try:
         with warnings.catch_warnings(record=True) as caught:  # missing annotated videos: shown as one line each
             warnings.simplefilter("always")
-            train, names = index(args.layout, args.root, "train", options=options)
-            val, _ = index(args.layout, args.root, "val", names, options)
+            train, names = index(layout, args.data_root, "train", options=options)
+            val, _ = index(layout, args.data_root, "val", names, options)
     except SaliencyTubesError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -57,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     every = max(1, len(paths) // 20)
     bad = 0
     for i, path in enumerate(paths, 1):
-        reason = check_file(path, args.backend, args.timeout)
+        reason = check_file(path, args.data_backend, args.timeout)
         if reason:
             bad += 1
             print(reason, flush=True)

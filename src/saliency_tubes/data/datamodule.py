@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import Literal
 
 import pytorch_lightning as pl
 import torch
@@ -12,11 +13,11 @@ from pytorch_lightning.utilities import rank_zero_warn
 from torch.utils.data import DataLoader
 
 from ..errors import SaliencyTubesError
-from .datasets import MultiViewDataset, VideoClipDataset, collate
-from .layouts import LayoutOptions, Sample, index
+from .datasets import MultiViewDataset, VideoClipDataset, clip_dataset, collate
+from .layouts import LayoutName, LayoutOptions, Sample, index
 from .sampling import ResumableSampler, VideoShardSampler
 from .synthetic import SyntheticConfig, ensure_synthetic
-from .transforms import KINETICS_MEAN, KINETICS_STD, ClipTransform
+from .transforms import KINETICS_MEAN, KINETICS_STD
 from .video import video_info
 
 DEFAULT_SYNTHETIC_ROOT = "data/synthetic"
@@ -32,15 +33,14 @@ class VideoDataModule(pl.LightningDataModule):
 
     Args:
         root: dataset folder.
-        layout: how ``root`` is organised: ``folder`` (``ROOT/{train,val}/<class>/<video>``), ``frames`` (the
-            same with a folder of JPEG frames per video), ``ucf101``, ``hmdb51`` (official split files),
-            ``kinetics`` (CSV annotations) or ``epic_kitchens`` (EPIC-KITCHENS-100 CSVs; segments are read
-            inside the long videos).
-        annotations: folder of the annotation files, relative to ``root`` (default per layout:
-            ``ucfTrainTestlist``, ``testTrainMulti_7030_splits``, ``annotations``).
-        videos: folder of the videos, relative to ``root`` (default: ``root`` itself; ``videos`` for EPIC).
-        split: official split number of UCF101 and HMDB51 (1, 2 or 3).
-        target: EPIC-KITCHENS class: ``verb``, ``noun`` or ``action`` (the (verb, noun) pairs seen in training).
+        layout: how ``root`` is organised: one of the registered layouts (:mod:`saliency_tubes.data.layouts`;
+            ``python -m saliency_tubes.data.check --help`` describes each). The default, ``folder``, is
+            ``ROOT/{train,val}/<class>/<video>``.
+        annotations: folder of the annotation files, relative to ``root`` (default per layout).
+        videos: folder of the videos, relative to ``root`` (default per layout).
+        split: official split number, for the layouts that have several (UCF101, HMDB51: 1, 2 or 3).
+        target: what a class is, for the layouts that have a choice (EPIC-KITCHENS: ``verb``, ``noun`` or
+            ``action``, the (verb, noun) pairs seen in training).
         short_video: videos or segments shorter than a clip are looped (``loop``) or end on a repeated
             last frame (``pad``).
         decode_timeout: seconds after which one clip's decoding is given up on and the file skipped.
@@ -75,21 +75,19 @@ class VideoDataModule(pl.LightningDataModule):
         std: tuple[float, float, float] = KINETICS_STD,
         batch_size: int = 16,
         num_workers: int = 2,
-        backend: str = "auto",
-        layout: str = "folder",
+        backend: Literal["auto", "decord", "pyav"] = "auto",
+        layout: LayoutName = "folder",
         annotations: str | None = None,
         videos: str | None = None,
         split: int = 1,
         target: str = "verb",
-        short_video: str = "loop",
+        short_video: Literal["loop", "pad"] = "loop",
         decode_timeout: float = 60.0,
         test_clips: int = 10,
         test_crops: int = 3,
     ):
         super().__init__()
         self.save_hyperparameters()
-        if short_video not in ("loop", "pad"):
-            raise SaliencyTubesError(f"--data.short_video {short_video!r}: loop or pad")
         if test_clips < 1 or test_crops not in (1, 3):
             raise SaliencyTubesError(
                 f"--data.test_clips {test_clips} --data.test_crops {test_crops}: at least 1 clip, and 1 or 3 crops"
@@ -138,25 +136,20 @@ class VideoDataModule(pl.LightningDataModule):
 
     def _dataset(self, split: str, train: bool) -> VideoClipDataset:
         hp = self.hparams
-        samples, names = self._samples(split)
-        return VideoClipDataset.from_samples(
-            samples,
-            names,
+        return clip_dataset(
+            *self._samples(split),
+            train=train,
             clip_len=hp.clip_len,
             stride=hp.stride,
-            transform=ClipTransform(
-                hp.input_size,
-                train=train,
-                scale=tuple(hp.train_scale),
-                hflip=hp.hflip,
-                randaugment=tuple(hp.randaugment) if hp.randaugment else None,
-            ),
-            sampling="random" if train else "center",
+            input_size=hp.input_size,
             mean=hp.mean,
             std=hp.std,
             backend=hp.backend,
             short_video=hp.short_video,
             decode_timeout=hp.decode_timeout,
+            train_scale=hp.train_scale,
+            hflip=hp.hflip,
+            randaugment=hp.randaugment,
         )
 
     def setup(self, stage: str | None = None) -> None:

@@ -9,7 +9,7 @@ import torch
 from torch.utils.data import Dataset, default_collate
 
 from ..errors import SaliencyTubesError, first_line
-from .layouts import Sample, scan_classes
+from .layouts import LayoutOptions, Sample, index, scan_classes
 from .sampling import clip_indices
 from .synthetic import load_ground_truth
 from .transforms import KINETICS_MEAN, KINETICS_STD, ClipTransform, crop_offsets, normalize, resize_short_side
@@ -202,3 +202,77 @@ class MultiViewDataset(Dataset):
         top, left = crop_offsets(*frames.shape[-2:], size, self.crops)[crop]
         cropped = frames[..., top : top + size, left : left + size].permute(0, 2, 3, 1)
         return {**item, "clip": normalize(cropped, base.mean, base.std), "frame_indices": torch.as_tensor(indices)}
+
+
+def clip_dataset(
+    samples: list[Sample],
+    class_names: list[str],
+    *,
+    train: bool,
+    clip_len: int,
+    stride: int,
+    input_size: int,
+    mean: tuple[float, float, float] = KINETICS_MEAN,
+    std: tuple[float, float, float] = KINETICS_STD,
+    backend: str = "auto",
+    short_video: str = "loop",
+    decode_timeout: float | None = None,
+    train_scale: tuple[float, float] = (1.0, 1.15),
+    hflip: bool = False,
+    randaugment: tuple[int, int] | None = None,
+) -> VideoClipDataset:
+    """The dataset a split is read with: ``train`` (a random clip, random scale and crop, ``hflip``, ``randaugment``)
+    or evaluation (the centre clip, the short side scaled to ``input_size``, the centre crop)."""
+    return VideoClipDataset.from_samples(
+        samples,
+        class_names,
+        clip_len=clip_len,
+        stride=stride,
+        transform=ClipTransform(
+            input_size,
+            train=train,
+            scale=(train_scale[0], train_scale[1]),
+            hflip=hflip,
+            randaugment=(randaugment[0], randaugment[1]) if randaugment else None,
+        ),
+        sampling="random" if train else "center",
+        mean=mean,
+        std=std,
+        backend=backend,
+        short_video=short_video,
+        decode_timeout=decode_timeout,
+    )
+
+
+def validation_dataset(
+    root: str | Path,
+    layout: str = "folder",
+    options: LayoutOptions | None = None,
+    *,
+    class_names: list[str] | None,
+    clip_len: int,
+    stride: int,
+    input_size: int,
+    mean: tuple[float, float, float] = KINETICS_MEAN,
+    std: tuple[float, float, float] = KINETICS_STD,
+    backend: str = "auto",
+    short_video: str = "loop",
+    decode_timeout: float | None = None,
+) -> VideoClipDataset:
+    """The ``val`` split of the dataset at ``root`` in ``layout``, read as in validation: the centre clip of each
+    video (or segment), the centre crop; ``dataset.load(i, with_mask=True)`` adds the ground-truth masks where the
+    dataset has them. ``class_names`` (a model's) fixes the label order; ``None``: the layout's own."""
+    samples, names = index(layout, root, "val", class_names, options)
+    return clip_dataset(
+        samples,
+        names,
+        train=False,
+        clip_len=clip_len,
+        stride=stride,
+        input_size=input_size,
+        mean=mean,
+        std=std,
+        backend=backend,
+        short_video=short_video,
+        decode_timeout=decode_timeout,
+    )

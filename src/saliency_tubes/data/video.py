@@ -16,16 +16,15 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
+# PyAV before decord: decord loads its own FFmpeg 4.1 with RTLD_GLOBAL, and PyAV loaded after it cannot open its
+# libvpx encoders (VP8/VP9: "avcodec_open2 returned 22").
+import av
 import numpy as np
 
 from ..errors import SaliencyTubesError, first_line
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v")
 FRAME_EXTENSIONS = (".jpg", ".jpeg")
-
-import av  # before decord: decord loads its own FFmpeg 4.1 with RTLD_GLOBAL, and PyAV loaded after it
-
-# cannot open its libvpx encoders (VP8/VP9: "avcodec_open2 returned 22")
 
 try:  # decord has no wheels for some platforms (e.g. ARM); PyAV covers them.
     import decord
