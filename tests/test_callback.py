@@ -99,7 +99,7 @@ def test_callback_logs_videos_table_and_mass_to_an_offline_wandb_run(tmp_path, t
 
     on_disk = Path(ckpt.dirpath) / "tubes"
     assert sorted(d.name for d in on_disk.iterdir()) == ["epoch_000", "epoch_001"]
-    assert len(list((on_disk / "epoch_001").glob("sample_*_tube.png"))) == 3
+    assert len(list((on_disk / "epoch_001").glob("sample_*/tube.png"))) == 3
     assert (Path(ckpt.dirpath) / "last.ckpt").is_file()
     assert Path(ckpt.best_model_path).parent == Path(ckpt.dirpath)
 
@@ -111,7 +111,7 @@ def test_callback_changes_nothing_in_training(tmp_path, tiny_dataset):
         dm, model = _setup(tiny_dataset, seed=5)
         _trainer(tmp_path / str(len(callbacks)), callbacks).fit(model, dm)
         weights.append(model.state_dict())
-    assert list((tmp_path / "1").rglob("sample_0.mp4")), "the callback did run"
+    assert list((tmp_path / "1").rglob("sample_0/overlay.mp4")), "the callback did run"
     for key in weights[0]:
         torch.testing.assert_close(weights[0][key], weights[1][key], rtol=0, atol=0, msg=key)
 
@@ -162,7 +162,7 @@ def test_gradient_methods_inside_lightning_validation(tmp_path, tiny_dataset, me
     metrics = trainer.validate(model, dm)[0]
     assert 0 <= metrics["val/tube_mass_in_gt"] <= 1
     assert 0 <= metrics["val/deletion_auc"] <= 1 and 0 <= metrics["val/insertion_auc"] <= 1
-    assert len(list((tmp_path).rglob("sample_*_tube.png"))) == 2
+    assert len(list((tmp_path).rglob("sample_*/tube.png"))) == 2
 
 
 def test_last_checkpoint_follows_training_after_the_best_epoch(tmp_path, tiny_dataset):

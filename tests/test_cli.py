@@ -287,7 +287,7 @@ def test_training_goes_on_when_wandb_cannot_start(tmp_path, tiny_dataset):
     run = next((tmp_path / "checkpoints").iterdir())
     metrics = (next(run.rglob("metrics.csv"))).read_text()
     assert "val/acc_top1" in metrics and "val/tube_mass_in_gt" in metrics
-    assert len(list((run / "tubes").rglob("sample_*.mp4"))) == 4 * 2
+    assert len(list((run / "tubes").rglob("sample_*/overlay.mp4"))) == 4 * 2
     assert (run / "last.ckpt").is_file()
 
 

@@ -7,15 +7,15 @@ import logging
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.loggers import TensorBoardLogger, WandbLogger
 from pytorch_lightning.utilities import rank_zero_only, rank_zero_warn
 
 from ..data.datasets import VideoClipDataset
 from ..data.video import VideoReadError
 from ..errors import first_line
-from ..explain import METHODS, explain, mask_share, tube_mass_in_gt
+from ..explain import VideoExplanation, explain, get_method, mask_share, tube_mass_in_gt, write_explanation
 from ..explain.faithfulness import deletion_insertion
-from ..render import encode_gif, overlay, plot_tube, side_by_side, upscale, write_mp4
+from ..explain.methods import MethodName
+from .loggers import TubeMedia, adapters_for
 from .run_checkpoint import run_folder
 
 log = logging.getLogger(__name__)
@@ -41,9 +41,11 @@ class SaliencyTubesCallback(pl.Callback):
     """At the end of every ``every_n_epochs``-th validation epoch, explain a fixed, class-balanced set of
     validation clips and log them.
 
-    For each sample: an MP4 with the clip and its Saliency Tube overlay side by side, and a 3D tube plot;
-    to W&B (when a ``WandbLogger`` is attached) as ``tubes/sample_<i>`` videos and a ``tubes/table`` table,
-    and to ``<checkpoint dir>/tubes/epoch_<n>/`` on disk. With ground-truth masks it logs
+    Each sample's explanation is written by :func:`~saliency_tubes.explain.write_explanation` to
+    ``<run folder>/tubes/epoch_<n>/sample_<i>/`` (``overlay.mp4`` with the clip and its tube side by side,
+    ``tube.png``, ``saliency.npy``, ``result.json``), then handed to the adapter of each attached logger
+    (:mod:`.loggers`: W&B videos ``tubes/sample_<i>`` and the table ``tubes/table``, TensorBoard GIFs and images,
+    CSV rows). With ground-truth masks it logs
     ``val/tube_mass_in_gt`` (and ``val/mask_share``, what a uniform map would score).
 
     Args:
@@ -53,11 +55,13 @@ class SaliencyTubesCallback(pl.Callback):
         display_height: videos smaller than this are upscaled (nearest neighbour) for the dashboard.
         clip_negative: clip negative evidence to zero before normalising (CAM; ``false`` = the original min–max).
         seed: choice of the samples.
-        method: ``saliency_tubes`` (CAM, almost free), ``gradcam`` or ``gradcam_pp`` (one backward pass).
+        method: a registered explanation method: ``saliency_tubes`` (CAM, almost free), ``gradcam`` or
+            ``gradcam_pp`` (one backward pass), ...
         layer: the layer for the gradient methods (a module name of the model; default its last conv block).
         faithfulness: also log ``val/deletion_auc`` and ``val/insertion_auc`` of the samples' tubes (2 × (steps+1)
             forward passes of the samples per epoch).
         faithfulness_steps: deletion/insertion steps.
+        focus: also write the alpha "focus" PNGs of every sample.
     """
 
     def __init__(
@@ -68,16 +72,16 @@ class SaliencyTubesCallback(pl.Callback):
         display_height: int = 192,
         clip_negative: bool = True,
         seed: int = 0,
-        method: str = "saliency_tubes",
+        method: MethodName = "saliency_tubes",
         layer: str | None = None,
         faithfulness: bool = False,
         faithfulness_steps: int = 32,
+        focus: bool = False,
     ):
         super().__init__()
         if num_samples < 1 or every_n_epochs < 1:
             raise ValueError("num_samples and every_n_epochs must be at least 1")
-        if method not in METHODS:
-            raise ValueError(f"method must be one of {', '.join(METHODS)}, not {method!r}")
+        get_method(method)  # an unknown name is a one-line error now, not at the first validation
         self.method, self.layer = method, layer
         self.faithfulness, self.faithfulness_steps = faithfulness, faithfulness_steps
         self.num_samples = num_samples
@@ -86,9 +90,10 @@ class SaliencyTubesCallback(pl.Callback):
         self.display_height = display_height
         self.clip_negative = clip_negative
         self.seed = seed
+        self.focus = focus
         self._samples: list[dict] | None = None
         self._indices: list[int] | None = None  # which validation videos; saved in checkpoints
-        self._warned = False
+        self._warned: set[str] = set()
 
     def _select(self, dataset: VideoClipDataset) -> list[dict]:
         if self._indices is None or max(self._indices, default=-1) >= len(dataset):
@@ -103,24 +108,6 @@ class SaliencyTubesCallback(pl.Callback):
             item["path"] = str(dataset.videos[i])
             samples.append(item)
         return samples
-
-    def _log_tensorboard(self, logger: TensorBoardLogger, step: int, rows: list, videos: list) -> None:
-        """Each sample's video as an animated GIF (what ``add_video`` writes, without needing moviepy) and its
-        tube plot as an image."""
-        from PIL import Image
-        from tensorboard.compat.proto.summary_pb2 import Summary
-
-        writer = logger.experiment
-        for (_, i, *_rest, plot_path, _caption), video in zip(rows, videos, strict=False):
-            gif = encode_gif(video, self.fps)
-            image = Summary.Image(height=video.shape[1], width=video.shape[2], colorspace=3, encoded_image_string=gif)
-            writer._get_file_writer().add_summary(
-                Summary(value=[Summary.Value(tag=f"tubes/sample_{i}", image=image)]), step
-            )
-            writer.add_image(
-                f"tubes/sample_{i}_tube", np.asarray(Image.open(plot_path).convert("RGB")), step, dataformats="HWC"
-            )
-        writer.flush()
 
     def state_dict(self) -> dict:
         """The chosen validation videos, so a resumed run explains the same clips as before the break."""
@@ -158,36 +145,37 @@ class SaliencyTubesCallback(pl.Callback):
         tubes = result.tubes.cpu()
         probs = result.probs.cpu()
         names = dataset.class_names
-        out_dir = run_folder(trainer) / "tubes" / f"epoch_{trainer.current_epoch:03d}"
+        epoch = trainer.current_epoch
+        out_dir = run_folder(trainer) / "tubes" / f"epoch_{epoch:03d}"
 
-        rows, media, videos = [], {}, []
+        media = []
         for i, s in enumerate(samples):
-            sal = tubes[i].numpy()
-            frames = s["frames"].numpy()
             pred = int(result.targets[i])
-            caption = f"true {names[s['label']]} · pred {names[pred]} (p={probs[i, pred]:.2f})"
-            video = upscale(side_by_side(frames, overlay(frames, sal)), self.display_height)
-            video_path = write_mp4(out_dir / f"sample_{i}.mp4", video, fps=self.fps, preset="ultrafast")
-            plot_path = plot_tube(
-                sal,
-                out_dir / f"sample_{i}_tube.png",
+            true = names[s["label"]]
+            caption = f"true {true} · pred {names[pred]} (p={probs[i, pred]:.2f})"
+            explanation = VideoExplanation(
+                source=s["path"],
+                frames=s["frames"].numpy(),
+                frame_indices=s["frame_indices"].numpy(),
+                tubes=tubes[i : i + 1],
+                targets=[pred],
+                probs=probs[i],
+                class_names=names,
+                method=self.method,
+                fps=self.fps,
+                extra={"epoch": epoch, "sample": i, "label": {"index": int(s["label"]), "class": true}},
+            )
+            folder = out_dir / f"sample_{i}"
+            write_explanation(
+                explanation,
+                folder,
+                focus=self.focus,
+                side_by_side_video=True,
+                min_height=self.display_height,
+                preset="ultrafast",
                 title=caption,
-                frame=frames[0],
-                frame_indices=s["frame_indices"].tolist(),
             )
-            rows.append(
-                (
-                    trainer.current_epoch,
-                    i,
-                    names[s["label"]],
-                    names[pred],
-                    float(probs[i, pred]),
-                    video_path,
-                    plot_path,
-                    caption,
-                )
-            )
-            videos.append(video)
+            media.append(TubeMedia(i, epoch, true, names[pred], float(probs[i, pred]), caption, folder))
 
         scores = {}
         masks = [s.get("mask") for s in samples]
@@ -200,33 +188,14 @@ class SaliencyTubesCallback(pl.Callback):
             scores["val/deletion_auc"] = float(curves["deletion_auc"].mean())
             scores["val/insertion_auc"] = float(curves["insertion_auc"].mean())
 
-        for tb_logger in (lg for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)):
-            self._log_tensorboard(tb_logger, trainer.global_step, rows, videos)
-
-        for wandb_logger in (lg for lg in trainer.loggers if isinstance(lg, WandbLogger)):
-            import wandb
-
-            table = wandb.Table(columns=["epoch", "sample", "true", "predicted", "confidence", "video", "tube"])
-            for epoch, i, true, pred, conf, video_path, plot_path, caption in rows:
-                media[f"tubes/sample_{i}"] = wandb.Video(str(video_path), caption=caption, format="mp4")
-                table.add_data(
-                    epoch,
-                    i,
-                    true,
-                    pred,
-                    conf,
-                    wandb.Video(str(video_path), caption=caption, format="mp4"),
-                    wandb.Image(str(plot_path), caption=caption),
-                )
-            media["tubes/table"] = table
+        for adapter in adapters_for(trainer.loggers, self.fps):
             try:
-                wandb_logger.experiment.log(
-                    {**media, "trainer/global_step": trainer.global_step, "epoch": trainer.current_epoch}
-                )
+                adapter.log_media(media, trainer.global_step, epoch)
             except Exception as exc:  # the tubes are on disk already; a logging failure must not stop training
-                if not self._warned:
+                name = type(adapter).__name__
+                if name not in self._warned:
                     rank_zero_warn(
-                        f"SaliencyTubesCallback: W&B logging failed ({exc}); tubes are still written to {out_dir.parent}"
+                        f"SaliencyTubesCallback: {name} failed ({first_line(exc)}); tubes are still written to {out_dir.parent}"
                     )
-                    self._warned = True
+                    self._warned.add(name)
         return scores

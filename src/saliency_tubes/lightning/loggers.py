@@ -1,0 +1,153 @@
+"""Logger adapters: each hands the callback's media to one kind of Lightning logger.
+
+The callback writes every sample's explanation to disk (:func:`saliency_tubes.explain.write_explanation`) and then
+gives the list of :class:`TubeMedia` to the adapter of each attached logger. Adding a logger is one adapter class
+with ``@register_adapter`` (see ``docs/ARCHITECTURE.md``, "Adding a logger").
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+from pytorch_lightning.loggers import CSVLogger, Logger, TensorBoardLogger, WandbLogger
+
+
+@dataclass
+class TubeMedia:
+    """One explained validation sample of one epoch; ``folder`` holds what ``write_explanation`` wrote."""
+
+    sample: int
+    epoch: int
+    true: str
+    predicted: str
+    confidence: float
+    caption: str
+    folder: Path
+
+    @property
+    def video(self) -> Path:
+        return self.folder / "overlay.mp4"
+
+    @property
+    def plot(self) -> Path:
+        return self.folder / "tube.png"
+
+
+class LoggerAdapter:
+    """Logs the callback's media to one logger of type ``logger_type``."""
+
+    logger_type: ClassVar[type[Logger]]
+
+    def __init__(self, logger: Any, fps: float):
+        self.logger, self.fps = logger, fps
+
+    def log_media(self, media: list[TubeMedia], step: int, epoch: int) -> None:
+        raise NotImplementedError
+
+
+_ADAPTERS: list[type[LoggerAdapter]] = []
+
+
+def register_adapter(cls: type[LoggerAdapter]) -> type[LoggerAdapter]:
+    _ADAPTERS.append(cls)
+    return cls
+
+
+def adapters_for(loggers: list[Logger], fps: float) -> list[LoggerAdapter]:
+    """One adapter per logger that has one (the most specific registered type); other loggers get scalars only."""
+    found = []
+    for logger in loggers:
+        matches = [a for a in _ADAPTERS if isinstance(logger, a.logger_type)]
+        if matches:
+            best = max(matches, key=lambda a: len(a.logger_type.__mro__))
+            found.append(best(logger, fps))
+    return found
+
+
+@register_adapter
+class WandbAdapter(LoggerAdapter):
+    """Videos ``tubes/sample_<i>`` and the table ``tubes/table`` (epoch, sample, true, predicted, confidence,
+    video, tube plot), in one W&B step with ``epoch``."""
+
+    logger_type = WandbLogger
+
+    def log_media(self, media: list[TubeMedia], step: int, epoch: int) -> None:
+        import wandb
+
+        table = wandb.Table(columns=["epoch", "sample", "true", "predicted", "confidence", "video", "tube"])
+        logged: dict[str, Any] = {}
+        for m in media:
+            logged[f"tubes/sample_{m.sample}"] = wandb.Video(str(m.video), caption=m.caption, format="mp4")
+            table.add_data(
+                m.epoch,
+                m.sample,
+                m.true,
+                m.predicted,
+                m.confidence,
+                wandb.Video(str(m.video), caption=m.caption, format="mp4"),
+                wandb.Image(str(m.plot), caption=m.caption),
+            )
+        logged["tubes/table"] = table
+        self.logger.experiment.log({**logged, "trainer/global_step": step, "epoch": epoch})
+
+
+@register_adapter
+class TensorBoardAdapter(LoggerAdapter):
+    """Each sample's video as an animated GIF (what ``add_video`` writes, without needing moviepy) and its tube plot
+    as an image."""
+
+    logger_type = TensorBoardLogger
+
+    def log_media(self, media: list[TubeMedia], step: int, epoch: int) -> None:
+        from PIL import Image
+        from tensorboard.compat.proto.summary_pb2 import Summary
+
+        from ..data.video import read_frames, video_info
+        from ..render import encode_gif
+
+        writer = self.logger.experiment
+        for m in media:
+            video = read_frames(m.video, range(video_info(m.video).num_frames))
+            gif = encode_gif(video, self.fps)
+            image = Summary.Image(height=video.shape[1], width=video.shape[2], colorspace=3, encoded_image_string=gif)
+            summary = Summary(value=[Summary.Value(tag=f"tubes/sample_{m.sample}", image=image)])
+            writer._get_file_writer().add_summary(summary, step)  # add_image takes single images only
+            plot = np.asarray(Image.open(m.plot).convert("RGB"))
+            writer.add_image(f"tubes/sample_{m.sample}_tube", plot, step, dataformats="HWC")
+        writer.flush()
+
+
+@register_adapter
+class CSVAdapter(LoggerAdapter):
+    """One row per sample and epoch in ``tubes.csv`` beside the logger's ``metrics.csv``, with the paths of the
+    sample's files."""
+
+    logger_type = CSVLogger
+    COLUMNS = ("epoch", "step", "sample", "true", "predicted", "confidence", "video", "tube", "saliency")
+
+    def log_media(self, media: list[TubeMedia], step: int, epoch: int) -> None:
+        path = Path(self.logger.log_dir) / "tubes.csv"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        new = not path.exists()
+        with path.open("a", newline="") as fh:
+            writer = csv.writer(fh)
+            if new:
+                writer.writerow(self.COLUMNS)
+            for m in media:
+                writer.writerow(
+                    [
+                        m.epoch,
+                        step,
+                        m.sample,
+                        m.true,
+                        m.predicted,
+                        f"{m.confidence:.6f}",
+                        m.video,
+                        m.plot,
+                        m.folder / "saliency.npy",
+                    ]
+                )
