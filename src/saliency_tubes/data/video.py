@@ -315,7 +315,7 @@ class VideoStream:
     """
 
     def __init__(self, path: str | Path, backend: str = "auto"):
-        self.path = Path(path)
+        self.path, self.backend = Path(path), backend
         self._reader = None
         if self.path.is_dir():
             self.num_frames, self.fps = len(_FrameFolderBackend._files(self.path)), 0.0
@@ -348,11 +348,15 @@ class VideoStream:
             for part in parts:
                 yield read_frames(self.path, part)
         elif self._reader is not None:
-            for part in parts:
+            for k, part in enumerate(parts):
                 try:
                     with _native_stderr_silenced():
                         batch = self._reader.get_batch(part.tolist()).asnumpy()
                 except Exception as exc:
+                    if k == 0 and self.backend != "decord":  # decord opens some files it cannot decode (e.g.
+                        self._reader = None  # widths 16/24/48/72): PyAV reads the whole request instead
+                        yield from self._pyav_chunks(indices, chunk)
+                        return
                     raise VideoReadError(f"{self.path}: cannot decode as video ({_reason(exc)})") from None
                 yield batch
         else:
