@@ -43,3 +43,51 @@ def test_finer_last_stages():
         for l3, l4 in ((2, 2), (2, 1), (1, 1))
     }
     assert shapes == {(2, 2): (8, 4, 4), (2, 1): (8, 8, 8), (1, 1): (8, 16, 16)}
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_every_architecture_declares_its_classifier_and_stages(name):
+    from saliency_tubes.models import VideoModel, data_config, stage_names
+    from saliency_tubes.models.pretrained import classifier_name
+
+    with torch.device("meta"):
+        model = create_model(name, 5)
+    assert isinstance(model, VideoModel)
+    assert data_config(name).classifier == classifier_name(model)
+    names = stage_names(model)
+    assert len(names) == len(model.stage_groups()) >= 4 and all(dict(model.named_modules()).get(n) for n in names)
+
+
+def test_a_model_registered_from_outside_the_package(monkeypatch):
+    from torch import nn
+
+    from saliency_tubes.config import DataConfig
+    from saliency_tubes.explain import explain
+    from saliency_tubes import models
+    from saliency_tubes.models import data_config, register_model
+
+    monkeypatch.setattr(models, "_MODELS", dict(models._MODELS))  # the registration ends with the test
+    @register_model("outside_tiny", DataConfig(4, 1, 16, classifier="head"))
+    class Tiny(nn.Module):
+        def __init__(self, num_classes: int = 400):
+            super().__init__()
+            self.body, self.head = nn.Conv3d(3, 6, 3, padding=1), nn.Linear(6, num_classes)
+
+        def forward_features(self, x):
+            return self.body(x)
+
+        def forward_head(self, f):
+            return self.head(f.mean((2, 3, 4)))
+
+        def forward(self, x):
+            return self.forward_head(self.forward_features(x))
+
+        def get_classifier(self):
+            return self.head
+
+        def stage_groups(self):
+            return [[self.body]]
+
+    model = create_model("outside_tiny", 3)
+    assert data_config("outside_tiny").clip_len == 4
+    assert explain(model, torch.randn(2, 3, 4, 16, 16)).tubes.shape == (2, 4, 16, 16)

@@ -132,7 +132,7 @@ def evaluate(
         maps["random"] = random_tubes(tuple(maps[methods[0]].shape), grid=grid, seed=start, device=device)
         for name, tubes in maps.items():
             scores = {}
-            if has_truth:
+            if masks is not None and moving is not None:
                 scores["mass_in_gt"] = tube_mass_in_gt(tubes, masks)
                 scores["lift"] = lift(tubes, masks)
                 scores["pointing_game"] = pointing_game(tubes, masks, frames=moving & masks.flatten(2).any(-1))

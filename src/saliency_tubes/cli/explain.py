@@ -110,7 +110,7 @@ def explain_inputs(args: argparse.Namespace, model, info, on) -> int:
         model, info, args.method, args.layer, not args.keep_negative, on, args.batch_size, args.max_frames
     )
     out_root = ensure_writable_dir(args.out, "--out results")
-    inputs, failures, taken = find_inputs(args.inputs), 0, set()
+    inputs, failures, taken = find_inputs(args.inputs), 0, set[str]()
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
     with Progress(*columns, console=Console(stderr=True)) as progress:
         task = progress.add_task("Explaining videos", total=len(inputs))

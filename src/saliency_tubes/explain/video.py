@@ -162,9 +162,11 @@ class VideoExplainer:
             with preserved_state(self.model):
                 for _, x in self._clip_batches(small, positions):
                     logits.append(self.model(x).float().cpu())
-        clip_logits = torch.cat(logits) if logits else None
-        probs = clip_logits.softmax(-1).mean(0) if clip_logits is not None else None
-        targets = [target] if target is not None else probs.topk(min(topk, len(probs))).indices.tolist()  # type: ignore[union-attr]
+        if target is not None:
+            targets = [target]
+        else:
+            probs = torch.cat(logits).softmax(-1).mean(0)
+            targets = probs.topk(min(topk, len(probs))).indices.tolist()
 
         stitcher = TubeStitcher(len(targets), n, size[1:])
         wanted = torch.tensor(targets, device=self.device)
@@ -180,16 +182,15 @@ class VideoExplainer:
                 for (start, activations), clip_logit in zip(kept, logits, strict=True):
                     add(start, ClipForward(activations, clip_logit))
         else:
-            gradient_logits = []
+            graph_logits = []
             for start, x in self._clip_batches(small, positions):
                 with preserved_state(self.model, grad=True):
                     forward, _ = method.run(x)
                     add(start, forward)
-                gradient_logits.append(forward.logits.detach().float().cpu())
-            if clip_logits is None:  # a given target: the prediction comes from this pass
-                clip_logits = torch.cat(gradient_logits)
-                probs = clip_logits.softmax(-1).mean(0)
-        assert clip_logits is not None and probs is not None
+                graph_logits.append(forward.logits.detach().float().cpu())
+            logits = logits or graph_logits  # a given target: the prediction comes from this pass
+        clip_logits = torch.cat(logits)
+        probs = clip_logits.softmax(-1).mean(0)
         names = self.info.class_names
         return VideoExplanation(
             source=str(path.resolve()),

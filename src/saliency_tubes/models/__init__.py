@@ -46,6 +46,18 @@ _MODELS: dict[str, tuple[Callable[..., nn.Module], DataConfig]] = {
 }
 
 
+def register_model(name: str, data: DataConfig) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    """Decorator: make the constructor (``num_classes=…, **kwargs`` → a model following the contract) available as
+    ``name``, with its data config. For models defined outside this package; the built-in ones are listed above so
+    that each family's module (torchvision's, above all) is imported only when it is built."""
+
+    def register(build: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        _MODELS[name] = (build, data)
+        return build
+
+    return register
+
+
 def list_models() -> list[str]:
     return sorted(_MODELS)
 
@@ -123,6 +135,7 @@ __all__ = [
     "data_config",
     "stage_names",
     "list_models",
+    "register_model",
     "load_weights",
     "read_weight_file",
     "register_timm",

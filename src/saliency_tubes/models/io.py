@@ -114,7 +114,7 @@ def load_weights_file(
         raise SaliencyTubesError(f"{len(class_names)} class names for a {num_classes}-class model")
     model = create_model(arch, num_classes)
     state, report = fit_state_dict(model, weights, source=str(path))
-    if report.replaced:
+    if report.replaced and stored is not None:
         raise SaliencyTubesError(
             f"{path} has a {stored.shape[0]}-class classifier, not {num_classes}: a model to explain "
             "needs its trained classifier"
