@@ -37,7 +37,9 @@ def add_arguments(group: argparse._ArgumentGroup, methods: list[str]) -> None:
     group.add_argument("--methods", nargs="+", choices=methods, default=list(methods), help="methods to score")
     group.add_argument("--steps", type=int, default=128, help="deletion/insertion steps")
     group.add_argument("--grid", type=int, default=16, help="cells per frame side for deletion/insertion")
-    group.add_argument("--baseline", choices=("blur", "zero"), default="blur", help="what deleted cells become")
+    group.add_argument(
+        "--baseline", choices=("blur", "zero"), default="blur", help="what deleted cells become"
+    )  # = faithfulness.Baseline
     group.add_argument("--max-clips", type=int, help="score only the first N validation clips")
 
 

@@ -8,6 +8,8 @@ the baseline, restored (insertion). The curve is the target class's probability 
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -41,6 +43,10 @@ def _step_masks(order: torch.Tensor, count: int, t: int, grid: int, size: tuple[
     return F.interpolate(cells, size=(t, *size), mode="nearest").bool()
 
 
+Baseline = Literal["blur", "zero"]  # what deleted cells become
+BASELINES: tuple[str, ...] = get_args(Baseline)
+
+
 def deletion_insertion(
     model: nn.Module,
     clips: torch.Tensor,
@@ -48,14 +54,14 @@ def deletion_insertion(
     targets: torch.Tensor,
     steps: int = 128,
     grid: int = 16,
-    baseline: str = "blur",
+    baseline: Baseline = "blur",
 ) -> dict[str, torch.Tensor]:
     """Deletion and insertion curves (B×(steps+1)) and their AUCs (B) of tubes (B×T×H×W) for ``targets`` (B).
 
     ``baseline``: ``blur`` (default) or ``zero`` (zeros in the model's input space, i.e. the normalisation mean).
     """
-    if baseline not in ("blur", "zero"):
-        raise ValueError(f"baseline must be 'blur' or 'zero', not {baseline!r}")
+    if baseline not in BASELINES:
+        raise ValueError(f"baseline must be one of {', '.join(BASELINES)}, not {baseline!r}")
     base = blurred(clips) if baseline == "blur" else torch.zeros_like(clips)
     b, _, t, h, w = clips.shape
     order = cell_order(tubes, grid)

@@ -13,7 +13,7 @@ from ..data.datasets import VideoClipDataset
 from ..data.video import VideoReadError
 from ..errors import first_line
 from ..explain import VideoExplanation, explain, get_method, mask_share, tube_mass_in_gt, write_explanation
-from ..explain.faithfulness import deletion_insertion
+from ..explain.faithfulness import Baseline, deletion_insertion
 from ..explain.methods import MethodName
 from .loggers import TubeMedia, adapters_for
 from .run_checkpoint import run_folder
@@ -61,6 +61,8 @@ class SaliencyTubesCallback(pl.Callback):
         faithfulness: also log ``val/deletion_auc`` and ``val/insertion_auc`` of the samples' tubes (2 × (steps+1)
             forward passes of the samples per epoch).
         faithfulness_steps: deletion/insertion steps.
+        faithfulness_baseline: what deleted cells become: ``blur`` (the blurred clip) or ``zero`` (the
+            normalisation mean).
         focus: also write the alpha "focus" PNGs of every sample.
     """
 
@@ -76,6 +78,7 @@ class SaliencyTubesCallback(pl.Callback):
         layer: str | None = None,
         faithfulness: bool = False,
         faithfulness_steps: int = 32,
+        faithfulness_baseline: Baseline = "blur",
         focus: bool = False,
     ):
         super().__init__()
@@ -84,6 +87,7 @@ class SaliencyTubesCallback(pl.Callback):
         get_method(method)  # an unknown name is a one-line error now, not at the first validation
         self.method, self.layer = method, layer
         self.faithfulness, self.faithfulness_steps = faithfulness, faithfulness_steps
+        self.faithfulness_baseline = faithfulness_baseline
         self.num_samples = num_samples
         self.every_n_epochs = every_n_epochs
         self.fps = fps
@@ -184,7 +188,14 @@ class SaliencyTubesCallback(pl.Callback):
             scores["val/tube_mass_in_gt"] = float(tube_mass_in_gt(tubes, masks_t).mean())
             scores["val/mask_share"] = float(mask_share(masks_t).mean())
         if self.faithfulness:
-            curves = deletion_insertion(model, clips, result.tubes, result.targets, steps=self.faithfulness_steps)
+            curves = deletion_insertion(
+                model,
+                clips,
+                result.tubes,
+                result.targets,
+                steps=self.faithfulness_steps,
+                baseline=self.faithfulness_baseline,
+            )
             scores["val/deletion_auc"] = float(curves["deletion_auc"].mean())
             scores["val/insertion_auc"] = float(curves["insertion_auc"].mean())
 
