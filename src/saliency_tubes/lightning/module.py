@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import pytorch_lightning as pl
 import torch
@@ -61,11 +61,11 @@ class VideoClassifier(pl.LightningModule):
         input_size: int = 112,
         mean: tuple[float, float, float] = KINETICS_MEAN,
         std: tuple[float, float, float] = KINETICS_STD,
-        optimizer: str = "sgd",
+        optimizer: Literal["sgd", "adamw"] = "sgd",
         lr: float = 0.1,
         weight_decay: float = 1e-4,
         momentum: float = 0.9,
-        scheduler: str = "cosine",
+        scheduler: Literal["cosine", "step", "none"] = "cosine",
         warmup_epochs: float = 1.0,
         label_smoothing: float = 0.0,
         pretrained: str | None = None,
@@ -78,10 +78,6 @@ class VideoClassifier(pl.LightningModule):
         cutmix_alpha: float = 0.0,
     ):
         super().__init__()
-        if optimizer not in ("sgd", "adamw"):
-            raise ValueError(f"optimizer must be 'sgd' or 'adamw', not {optimizer!r}")
-        if scheduler not in ("cosine", "step", "none"):
-            raise ValueError(f"scheduler must be 'cosine', 'step' or 'none', not {scheduler!r}")
         if class_names is not None and len(class_names) != num_classes:
             raise ValueError(f"{len(class_names)} class names for {num_classes} classes")
         if backbone_lr_mult < 0:
@@ -104,6 +100,8 @@ class VideoClassifier(pl.LightningModule):
         self.test_acc = MulticlassAccuracy(num_classes, top_k=1, average="micro")
         self.test_acc5 = MulticlassAccuracy(num_classes, top_k=top5, average="micro")
         self._reset_video_sums()
+        # one zero clip: Lightning's model summary runs it to show each layer's sizes and FLOPs
+        self.example_input_array = torch.zeros(1, 3, clip_len, input_size, input_size)
 
     def _freeze(self, n: int) -> list[nn.Module]:
         """Stop gradients in the first ``n`` stages; returns their modules (kept in eval mode while training)."""
