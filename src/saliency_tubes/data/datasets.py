@@ -1,4 +1,5 @@
 """The clip dataset over a list of videos (or segments of them), whichever layout listed them."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -171,7 +172,9 @@ class MultiViewDataset(Dataset):
 
             def choose(n: int, fps: float) -> np.ndarray:
                 start, stop = base.frame_range(video, n, fps)
-                return clip_indices(n, base.clip_len, base.stride, "spaced", None, start, stop, base.short_video, (clip, self.clips))
+                return clip_indices(
+                    n, base.clip_len, base.stride, "spaced", None, start, stop, base.short_video, (clip, self.clips)
+                )
 
             frames, indices = read_video_clip(base.videos[video], choose, base.backend, base.decode_timeout)
             x = resize_short_side(torch.as_tensor(frames).permute(0, 3, 1, 2), base.transform.size)
@@ -192,8 +195,12 @@ class MultiViewDataset(Dataset):
         if path in base.bad:
             item["skipped"] = {path: base.bad[path]}
             blank = torch.zeros(base.clip_len, size, size, 3, dtype=torch.uint8)
-            return {**item, "video": -1, "clip": normalize(blank, base.mean, base.std),
-                    "frame_indices": torch.zeros(base.clip_len, dtype=torch.long)}
+            return {
+                **item,
+                "video": -1,
+                "clip": normalize(blank, base.mean, base.std),
+                "frame_indices": torch.zeros(base.clip_len, dtype=torch.long),
+            }
         height, width = frames.shape[-2:]
         top, left = crop_offsets(height, width, size, self.crops)[crop]
         cropped = frames[..., top : top + size, left : left + size].permute(0, 2, 3, 1)

@@ -1,4 +1,5 @@
 """Which frames of a video make a clip: ``clip_len`` frames, ``stride`` apart."""
+
 from __future__ import annotations
 
 import numpy as np

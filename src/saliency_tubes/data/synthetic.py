@@ -8,6 +8,7 @@ cannot tell the classes apart, so a model has to use motion, and the actor's per
 
 Layout: ``ROOT/{train,val}/<class>/<id>.mp4``. Generation is deterministic in ``seed``.
 """
+
 from __future__ import annotations
 
 import json

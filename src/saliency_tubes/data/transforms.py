@@ -1,5 +1,6 @@
 """Clip transforms on tensors. Geometry (scale, crop, flip) runs on uint8 frames so the same frames can
 be rendered later; normalisation comes last and produces the model's float ``3×T×H×W`` input."""
+
 from __future__ import annotations
 
 import math
@@ -67,7 +68,9 @@ class ClipTransform:
     hflip: bool = False
     randaugment: tuple[int, int] | None = None
 
-    def __call__(self, frames: np.ndarray | torch.Tensor, mask: np.ndarray | None = None, rng: np.random.Generator | None = None):
+    def __call__(
+        self, frames: np.ndarray | torch.Tensor, mask: np.ndarray | None = None, rng: np.random.Generator | None = None
+    ):
         """uint8 ``T×H×W×3`` frames (and an optional bool ``T×H×W`` mask) → the same, transformed.
 
         ``rng`` draws the training-time randomness (a fresh default generator when not given).
@@ -102,8 +105,9 @@ class ClipTransform:
         return x, (None if m is None else m[:, 0].bool())
 
 
-def mix_clips(clips: torch.Tensor, mixup_alpha: float = 0.0, cutmix_alpha: float = 0.0,
-              generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor, float]:
+def mix_clips(
+    clips: torch.Tensor, mixup_alpha: float = 0.0, cutmix_alpha: float = 0.0, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor, float]:
     """Mixup or CutMix of a batch of clips ``B×C×T×H×W`` with the batch reversed: returns ``(mixed clips, the
     partner of each clip (an index), λ)``; the loss is ``λ·CE(y) + (1 − λ)·CE(y[partner])``.
 

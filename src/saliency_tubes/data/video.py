@@ -3,6 +3,7 @@
 A reader is opened per call and closed afterwards, so nothing is shared across DataLoader workers. A folder
 of JPEG frames (sorted by name) is read like a video, decoding only the chosen frames.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -15,15 +16,15 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Callable, Sequence
 
+# av before decord: decord loads its own FFmpeg 4.1 with RTLD_GLOBAL, and PyAV loaded after it cannot open its
+# libvpx encoders (VP8/VP9: "avcodec_open2 returned 22")
+import av
 import numpy as np
 
 from ..errors import SaliencyTubesError, first_line
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v")
 FRAME_EXTENSIONS = (".jpg", ".jpeg")
-
-import av  # before decord: decord loads its own FFmpeg 4.1 with RTLD_GLOBAL, and PyAV loaded after it
-# cannot open its libvpx encoders (VP8/VP9: "avcodec_open2 returned 22")
 
 try:  # decord has no wheels for some platforms (e.g. ARM); PyAV covers them.
     import decord
@@ -119,7 +120,9 @@ class _DecordBackend:
         return VideoInfo(len(vr), float(vr.get_avg_fps()), h, w, _PyAVBackend.rotation(path, timeout))
 
     @staticmethod
-    def read(path: Path, choose: Callable[[int, float], np.ndarray], timeout: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def read(
+        path: Path, choose: Callable[[int, float], np.ndarray], timeout: float | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         vr = _decord_reader(path)  # one reader gives both the frame count and the frames
         n = len(vr)
         if n == 0:
@@ -159,7 +162,9 @@ class _PyAVBackend:
         return VideoInfo(header.num_frames, header.fps, h, w, rotation)
 
     @classmethod
-    def read(cls, path: Path, choose: Callable[[int, float], np.ndarray], timeout: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def read(
+        cls, path: Path, choose: Callable[[int, float], np.ndarray], timeout: float | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         info = cls._header(path, timeout)
         indices = np.asarray(choose(info.num_frames, info.fps), dtype=np.int64)
         wanted = set(int(i) for i in indices)
@@ -170,12 +175,16 @@ class _PyAVBackend:
             stream.thread_type = "AUTO"
             for i, frame in enumerate(container.decode(stream)):
                 if i in wanted:
-                    decoded[i] = np.rot90(frame.to_ndarray(format="rgb24"), _quarter_turns(frame.rotation))  # upright, as decord
+                    decoded[i] = np.rot90(
+                        frame.to_ndarray(format="rgb24"), _quarter_turns(frame.rotation)
+                    )  # upright, as decord
                 if i >= last:
                     break
         missing = wanted - decoded.keys()
         if missing:
-            raise VideoReadError(f"{path}: frame {min(missing)} requested, video has {len(decoded) and max(decoded) + 1}")
+            raise VideoReadError(
+                f"{path}: frame {min(missing)} requested, video has {len(decoded) and max(decoded) + 1}"
+            )
         return np.stack([decoded[int(i)] for i in indices]), indices
 
 
@@ -208,7 +217,9 @@ class _FrameFolderBackend:
         return VideoInfo(len(files), 0.0, h, w)
 
     @classmethod
-    def read(cls, path: Path, choose: Callable[[int, float], np.ndarray], timeout: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def read(
+        cls, path: Path, choose: Callable[[int, float], np.ndarray], timeout: float | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         files = cls._files(path)
         indices = np.asarray(choose(len(files), 0.0), dtype=np.int64)
         if indices.max(initial=0) >= len(files):
@@ -261,7 +272,9 @@ def video_info(path: str | Path, backend: str = "auto", timeout: float | None = 
     return _run("info", Path(path), backend, timeout=timeout)
 
 
-def read_frames(path: str | Path, indices: Sequence[int] | np.ndarray, backend: str = "auto", timeout: float | None = None) -> np.ndarray:
+def read_frames(
+    path: str | Path, indices: Sequence[int] | np.ndarray, backend: str = "auto", timeout: float | None = None
+) -> np.ndarray:
     """Decode the frames at ``indices`` (any order, repeats allowed) as uint8 ``T×H×W×3`` RGB."""
     indices = np.asarray(indices, dtype=np.int64)
     if indices.size == 0:
@@ -269,7 +282,9 @@ def read_frames(path: str | Path, indices: Sequence[int] | np.ndarray, backend: 
     return _run("read", Path(path), backend, lambda _n, _fps: indices, timeout=timeout)[0]
 
 
-def read_clip(path: str | Path, choose: Callable[[int], np.ndarray], backend: str = "auto") -> tuple[np.ndarray, np.ndarray]:
+def read_clip(
+    path: str | Path, choose: Callable[[int], np.ndarray], backend: str = "auto"
+) -> tuple[np.ndarray, np.ndarray]:
     """``(frames, indices)``: ``choose(frame count)`` picks the indices, decoded as uint8 ``T×H×W×3`` RGB, with
     the video opened once (decord) instead of once for the count and once for the frames."""
     return _run("read", Path(path), backend, lambda n, _fps: choose(n))
