@@ -7,22 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parent))  # tests/helpers is importable as `helpers`
 
-from saliency_tubes.data.synthetic import SyntheticConfig, generate  # noqa: E402
+from saliency_tubes.data.synthetic import generate  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
-TINY = SyntheticConfig(train_per_class=4, val_per_class=2, num_frames=12, size=32, seed=3)
-
-
-class Trap:
-    """Unpickling this creates a file: what a malicious checkpoint could do."""
-
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (Path.touch, (Path(self.marker),))
+from helpers.common import TINY  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

@@ -7,11 +7,12 @@ import pytest
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.loggers import WandbLogger
-from wandb_records import artifact_files, history
 
 from saliency_tubes.data import VideoDataModule, read_frames, video_info
 from saliency_tubes.lightning import RunCheckpoint, SaliencyTubesCallback, VideoClassifier
 from saliency_tubes.lightning.callback import balanced_indices
+
+from helpers.wandb_records import artifact_files, history
 
 ARCH = {"width": 4, "conv1_t_size": 3, "no_max_pool": True}
 

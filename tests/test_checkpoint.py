@@ -2,11 +2,12 @@
 
 import pytest
 import torch
-from conftest import Trap
 
 from saliency_tubes.errors import SaliencyTubesError
 from saliency_tubes.lightning import VideoClassifier
 from saliency_tubes.models.io import export_safetensors, load_checkpoint
+
+from helpers.common import Trap
 
 
 def _lightning_like_checkpoint(path, module: VideoClassifier, **extra):

@@ -1,57 +1,33 @@
-"""End-to-end: the real train.py and explain.py entry points, run as a user would."""
+"""train.py and explain.py: a few runs as a user would (new processes), the rest in process through ``main(argv)``.
+
+Every test here needs the ``trained`` fixture (a real train.py run), hence ``slow``; the argument cases that need
+no checkpoint are in test_cli_args.py.
+"""
 
 import json
-import os
+import logging
 import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from conftest import REPO, Trap
-from wandb_records import history
 
+from saliency_tubes.cli.explain import main as explain_main
+from saliency_tubes.cli.train import main as train_main
 from saliency_tubes.data import read_frames, video_info
 
+from helpers.cli import TINY_TRAIN, exit_code, run_script, train_error
+from helpers.common import REPO, Trap
+from helpers.wandb_records import history
+
 pytestmark = pytest.mark.slow
-
-TINY_TRAIN = [
-    "--data.input_size",
-    "32",
-    "--data.clip_len",
-    "4",
-    "--data.batch_size",
-    "8",
-    "--data.num_workers",
-    "0",
-    "--model.arch_kwargs",
-    '{"width": 4, "conv1_t_size": 3, "no_max_pool": true, "stage_t_stride": 1}',
-    "--trainer.max_epochs",
-    "2",
-    "--trainer.enable_progress_bar",
-    "false",
-]
-
-
-def _run(
-    script: str, *args: str, cwd: Path, timeout: int = 300, env: dict | None = None, unset: tuple[str, ...] = ()
-) -> subprocess.CompletedProcess:
-    # A W&B service started by an in-process test would otherwise serve the child, resolving its paths
-    # against the service's working directory instead of the child's.
-    drop = {"WANDB_SERVICE", *unset}
-    env = {**{k: v for k, v in os.environ.items() if k not in drop}, **(env or {})}
-    return subprocess.run(
-        [sys.executable, str(REPO / script), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
-    )
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, tiny_dataset):
     cwd = tmp_path_factory.mktemp("run")
     # as a new user: no W&B login and no WANDB_MODE, so train.py itself must choose offline mode
-    proc = _run(
+    proc = run_script(
         "train.py",
         "fit",
         "--config",
@@ -87,10 +63,20 @@ def test_train_writes_checkpoints_and_an_offline_wandb_run(trained):
     assert "logging offline" in proc.stderr
 
 
+def _checkpoint(trained):
+    return next((trained[0] / "checkpoints").glob("*/last.ckpt"))
+
+
 def _explain(trained, *args, cwd=None):
-    cwd_run, _ = trained
-    ckpt = next((cwd_run / "checkpoints").glob("*/last.ckpt"))
-    return _run("explain.py", "--checkpoint", str(ckpt), *args, cwd=cwd or cwd_run)
+    """explain.py as a new process."""
+    return run_script("explain.py", "--checkpoint", str(_checkpoint(trained)), *args, cwd=cwd or trained[0])
+
+
+def _explain_in_process(trained, capsys, *args) -> tuple[int, str, str]:
+    """explain.py's main in this process: exit status, stdout, stderr."""
+    code = exit_code(explain_main, ["--checkpoint", _checkpoint(trained), *args])
+    out, err = capsys.readouterr()
+    return code, out, err
 
 
 def test_explain_writes_every_output_at_the_videos_resolution(trained, foreign_video, tmp_path):
@@ -127,10 +113,11 @@ def test_explain_writes_every_output_at_the_videos_resolution(trained, foreign_v
     assert Image.open(out / "tube.png").size[0] > 100
 
 
-def test_explain_with_gradcam_pp_on_a_named_layer(trained, foreign_video, tmp_path):
-    proc = _explain(
+def test_explain_with_gradcam_pp_on_a_named_layer(trained, foreign_video, tmp_path, capsys):
+    code, _, err = _explain_in_process(
         trained,
-        str(foreign_video),
+        capsys,
+        foreign_video,
         "--out",
         str(tmp_path / "g"),
         "--method",
@@ -139,7 +126,7 @@ def test_explain_with_gradcam_pp_on_a_named_layer(trained, foreign_video, tmp_pa
         "layer3",
         "--no-focus",
     )
-    assert proc.returncode == 0, proc.stderr
+    assert code == 0, err
     out = tmp_path / "g" / foreign_video.stem
     result = json.loads((out / "result.json").read_text())
     assert result["method"] == "gradcam_pp"
@@ -176,15 +163,19 @@ def test_evaluate_writes_a_table_per_method_with_a_random_reference(trained, tin
     assert "saliency_tubes" in proc.stdout
 
 
-def test_explain_topk_and_named_target(trained, foreign_video, tmp_path):
-    proc = _explain(trained, str(foreign_video), "--out", str(tmp_path / "k"), "--topk", "2", "--no-focus")
-    assert proc.returncode == 0, proc.stderr
+def test_explain_topk_and_named_target(trained, foreign_video, tmp_path, capsys):
+    code, _, err = _explain_in_process(
+        trained, capsys, foreign_video, "--out", tmp_path / "k", "--topk", "2", "--no-focus"
+    )
+    assert code == 0, err
     result = json.loads((tmp_path / "k" / foreign_video.stem / "result.json").read_text())
     second = tmp_path / "k" / foreign_video.stem / result["targets"][1]["dir"]
     assert result["targets"][1]["class"] == result["predictions"][1]["class"]
     assert np.load(second / "saliency.npy").shape == np.load(second.parent / "saliency.npy").shape
-    proc = _explain(trained, str(foreign_video), "--out", str(tmp_path / "t"), "--target", "shrink", "--no-focus")
-    assert proc.returncode == 0
+    code, _, err = _explain_in_process(
+        trained, capsys, foreign_video, "--out", tmp_path / "t", "--target", "shrink", "--no-focus"
+    )
+    assert code == 0, err
     assert json.loads((tmp_path / "t" / foreign_video.stem / "result.json").read_text())["target"]["class"] == "shrink"
 
 
@@ -225,39 +216,33 @@ def test_explain_folder_with_bad_inputs_goes_on_and_exits_1(trained, foreign_vid
         ),
     ],
 )
-def test_explain_bad_checkpoint_or_arguments_exit_2_with_one_line(trained, foreign_video, tmp_path, args, message):
-    cwd, _ = trained
+def test_explain_bad_checkpoint_or_arguments_exit_2_with_one_line(
+    trained, foreign_video, tmp_path, monkeypatch, capsys, args, message
+):
+    monkeypatch.chdir(tmp_path)
     bad = tmp_path / "bad.ckpt"
     bad.write_text("nope")
-    ckpt = next((cwd / "checkpoints").glob("*/last.ckpt"))
+    ckpt = _checkpoint(trained)
     evil = tmp_path / "evil.ckpt"
     torch.save({**torch.load(ckpt, weights_only=True), "trap": Trap(tmp_path / "pwned")}, evil)
     values = {"bad": bad, "missing": tmp_path / "none.ckpt", "video": foreign_video, "ckpt": ckpt, "evil": evil}
-    proc = _run("explain.py", *[a.format(**values) for a in args], cwd=tmp_path)
-    assert proc.returncode == 2
+    code = exit_code(explain_main, [a.format(**values) for a in args])
+    err = capsys.readouterr().err
+    assert code == 2
     assert not (tmp_path / "pwned").exists()
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], proc.stderr
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], err
 
 
-def test_explain_from_a_safetensors_export(trained, foreign_video, tmp_path):
+def test_explain_from_a_safetensors_export(trained, foreign_video, tmp_path, capsys):
     exported = tmp_path / "model.safetensors"
-    proc = _explain(trained, "--export-safetensors", str(exported))
-    assert proc.returncode == 0, proc.stderr
+    code, _, err = _explain_in_process(trained, capsys, "--export-safetensors", exported)
+    assert code == 0, err
     assert exported.is_file()
-    proc = _run(
-        "explain.py",
-        "--checkpoint",
-        str(exported),
-        str(foreign_video),
-        "--out",
-        str(tmp_path / "o"),
-        "--no-focus",
-        cwd=tmp_path,
-    )
-    assert proc.returncode == 0, proc.stderr
-    ref = _explain(trained, str(foreign_video), "--out", str(tmp_path / "ref"), "--no-focus")
-    assert ref.returncode == 0
+    code = exit_code(explain_main, ["--checkpoint", exported, foreign_video, "--out", tmp_path / "o", "--no-focus"])
+    assert code == 0, capsys.readouterr().err
+    code, _, err = _explain_in_process(trained, capsys, foreign_video, "--out", tmp_path / "ref", "--no-focus")
+    assert code == 0, err
     a = np.load(tmp_path / "o" / foreign_video.stem / "saliency.npy")
     b = np.load(tmp_path / "ref" / foreign_video.stem / "saliency.npy")
     np.testing.assert_array_equal(a, b)
@@ -271,7 +256,7 @@ def test_training_goes_on_when_wandb_cannot_start(tmp_path, tiny_dataset):
         "WANDB_BASE_URL": "http://127.0.0.1:9",
         "WANDB_INIT_TIMEOUT": "5",
     }
-    proc = _run(
+    proc = run_script(
         "train.py",
         "fit",
         "--config",
@@ -291,175 +276,43 @@ def test_training_goes_on_when_wandb_cannot_start(tmp_path, tiny_dataset):
     assert (run / "last.ckpt").is_file()
 
 
-def test_train_with_a_wrong_data_root_is_one_line_error(tmp_path):
-    proc = _run(
-        "train.py",
-        "fit",
-        "--config",
-        str(REPO / "configs" / "default.yaml"),
-        "--data.root",
-        str(tmp_path / "nope"),
-        "--trainer.logger",
-        "false",
-        cwd=tmp_path,
-    )
-    assert proc.returncode == 2
-    assert proc.stderr.strip().splitlines()[-1].startswith("error: ") and "nope" in proc.stderr
-    assert "Traceback" not in proc.stderr
-    assert not (tmp_path / "nope").exists()  # no synthetic data generated into a mistyped path
-
-
-def _train_error(tmp_path, root, *extra) -> str:
-    """Run train.py expecting a user error: exit 2, the last stderr line ``error: ...``, no traceback."""
-    proc = _run(
-        "train.py",
-        "fit",
-        "--config",
-        str(REPO / "configs" / "default.yaml"),
-        "--data.root",
-        str(root),
-        *TINY_TRAIN,
-        *extra,
-        "--trainer.logger",
-        "false",
-        cwd=tmp_path,
-    )
-    assert proc.returncode == 2, proc.stderr[-2000:]
-    assert "Traceback" not in proc.stderr
-    last = proc.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: ")
-    return last
-
-
-def test_unknown_architecture(tmp_path, tiny_dataset):
-    assert "unknown architecture 'resnet3d_7'" in _train_error(tmp_path, tiny_dataset, "--model.arch", "resnet3d_7")
-
-
-def test_empty_class_folder(tmp_path, tiny_dataset):
-    root = tmp_path / "data"
-    shutil.copytree(tiny_dataset, root)
-    (root / "train" / "jump").mkdir()
-    assert "jump has no videos" in _train_error(tmp_path, root)
-
-
-def test_resuming_a_checkpoint_with_another_class_count(trained, tmp_path, tiny_dataset):
+def test_resuming_a_checkpoint_with_another_class_count(trained, tmp_path, tiny_dataset, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
     root = tmp_path / "five"
     shutil.copytree(tiny_dataset, root)
     for split in ("train", "val"):
         shutil.rmtree(root / split / "shrink")
-    ckpt = next((trained[0] / "checkpoints").glob("*/last.ckpt"))
-    assert "has 6 classes, the data has 5" in _train_error(tmp_path, root, "--ckpt_path", str(ckpt))
+    assert "has 6 classes, the data has 5" in train_error(capsys, root, "--ckpt_path", _checkpoint(trained))
 
 
-def test_nan_loss_stops_with_one_line(tmp_path, tiny_dataset):
-    assert "training loss became nan" in _train_error(tmp_path, tiny_dataset, "--model.lr", "1e30")
-
-
-@pytest.mark.parametrize("arch", ["resnet3d_10", "r3d_18"])
-def test_explain_a_bare_public_weight_file(arch, foreign_video, tmp_path):
-    """A public release (a 3D-ResNets-PyTorch container, a torchvision state_dict) explained without training."""
-    from saliency_tubes.models import create_model
-
-    torch.manual_seed(0)
-    model = create_model(arch, 3).eval()
-    weights = tmp_path / "release.pth"
-    if arch.startswith("resnet"):
-        torch.save(
-            {"epoch": 200, "arch": arch, "state_dict": {f"module.{k}": v for k, v in model.state_dict().items()}},
-            weights,
-        )
-    else:
-        torch.save(model.state_dict(), weights)
-    (tmp_path / "classes.txt").write_text("walk\nrun\njump\n")
-    out = tmp_path / "o"
-    proc = _run(
-        "explain.py",
-        "--checkpoint",
-        str(weights),
-        "--arch",
-        arch,
-        "--class-names",
-        str(tmp_path / "classes.txt"),
-        str(foreign_video),
-        "--out",
-        str(out),
-        "--no-focus",
-        "--max-frames",
-        "16",
-        cwd=tmp_path,
-    )
-    assert proc.returncode == 0, proc.stderr
-    result = json.loads((out / foreign_video.stem / "result.json").read_text())
-    assert result["clip_len"] == 16 and result["input_size"] == 112  # the architecture's reference input
-    assert {p["class"] for p in result["predictions"]} == {"walk", "run", "jump"}
-    saliency = np.load(out / foreign_video.stem / "saliency.npy")
-    assert saliency.shape[1:] == (97, 131) and saliency.min() == 0 and saliency.max() > 0.95
-    for extra, message in (
-        (["--num-classes", "5"], "has a 3-class classifier, not 5"),
-        (["--class-names", str(weights)], "class names"),
-        ([], None),
-    ):
-        if message is None:
-            proc = _run("explain.py", "--checkpoint", str(weights), str(foreign_video), "--out", str(out), cwd=tmp_path)
-            message = "give --arch"
-        else:
-            proc = _run(
-                "explain.py",
-                "--checkpoint",
-                str(weights),
-                "--arch",
-                arch,
-                *extra,
-                str(foreign_video),
-                "--out",
-                str(out),
-                cwd=tmp_path,
-            )
-        assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and message in proc.stderr, proc.stderr
-
-
-@pytest.mark.parametrize("preset", ["finetune_mfnet_ucf101", "finetune_r3d18_ucf101", "kinetics_r3d50"])
-def test_presets_parse(preset, tmp_path):
-    proc = _run(
-        "train.py",
-        "fit",
-        "--config",
-        str(REPO / "configs" / f"{preset}.yaml"),
-        "--model.pretrained",
-        "w.pth",
-        "--print_config",
-        cwd=tmp_path,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "pretrained: w.pth" in proc.stdout and "layout:" in proc.stdout
-
-
-def test_fine_tuning_through_train_py(trained, tiny_dataset, tmp_path):
+def test_fine_tuning_through_train_py(trained, tiny_dataset, tmp_path, monkeypatch, caplog):
     """--model.pretrained with a checkpoint of this project, frozen stem, lower backbone learning rate."""
-    cwd, _ = trained
-    ckpt = next((cwd / "checkpoints").glob("*/last.ckpt"))
-    proc = _run(
-        "train.py",
-        "fit",
-        "--config",
-        str(REPO / "configs" / "default.yaml"),
-        "--data.root",
-        str(tiny_dataset),
-        *TINY_TRAIN,
-        "--trainer.max_epochs",
-        "1",
-        "--trainer.logger",
-        "false",
-        "--model.pretrained",
-        str(ckpt),
-        "--model.freeze_stages",
-        "1",
-        "--model.backbone_lr_mult",
-        "0.2",
-        cwd=tmp_path,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "saliency-tubes checkpoint: " in proc.stdout + proc.stderr and "tensors kept" in proc.stdout + proc.stderr
+    monkeypatch.chdir(tmp_path)
+    ckpt = _checkpoint(trained)
+    with caplog.at_level(logging.INFO):
+        code = exit_code(
+            train_main,
+            [
+                "fit",
+                "--config",
+                REPO / "configs" / "default.yaml",
+                "--data.root",
+                tiny_dataset,
+                *TINY_TRAIN,
+                "--trainer.max_epochs",
+                "1",
+                "--trainer.logger",
+                "false",
+                "--model.pretrained",
+                ckpt,
+                "--model.freeze_stages",
+                "1",
+                "--model.backbone_lr_mult",
+                "0.2",
+            ],
+        )
+    assert code == 0
+    assert "saliency-tubes checkpoint: " in caplog.text and "tensors kept" in caplog.text
     tuned = torch.load(next((tmp_path / "checkpoints").glob("*/last.ckpt")), weights_only=True)["state_dict"]
     source = torch.load(ckpt, weights_only=True)["state_dict"]
     assert torch.equal(tuned["model.conv1.weight"], source["model.conv1.weight"])  # frozen stem

@@ -6,9 +6,10 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
-from helpers.layouts import _dm, _epic, _folder, _hmdb, _jpeg_folders, _kinetics, _ucf
 
 from saliency_tubes.data import read_clip, read_frames, video_info
+
+from helpers.layouts import _dm, _epic, _folder, _hmdb, _jpeg_folders, _kinetics, _ucf
 
 H, W, N = 32, 64, 8
 

@@ -6,9 +6,10 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import REPO
-from test_cli import TINY_TRAIN, _run
-from wandb_records import history
+
+from helpers.cli import TINY_TRAIN, run_script
+from helpers.common import REPO
+from helpers.wandb_records import history
 
 pytestmark = pytest.mark.slow
 
@@ -37,7 +38,7 @@ def odd_dataset(tmp_path, tiny_dataset) -> Path:
 
 def test_ddp_fit_logs_tubes_once_and_validates_like_one_process(tmp_path, odd_dataset):
     tiny_dataset = odd_dataset
-    fit = _run("train.py", "fit", *_common(tiny_dataset), *DDP, cwd=tmp_path, timeout=400)
+    fit = run_script("train.py", "fit", *_common(tiny_dataset), *DDP, cwd=tmp_path, timeout=400)
     assert fit.returncode == 0, fit.stderr[-3000:]
     runs = list((tmp_path / "wandb").glob("offline-run-*"))
     assert len(runs) == 1  # rank zero only
@@ -50,7 +51,7 @@ def test_ddp_fit_logs_tubes_once_and_validates_like_one_process(tmp_path, odd_da
     metrics = {}
     for devices in ("1", "2"):
         out = tmp_path / f"csv{devices}"
-        proc = _run(
+        proc = run_script(
             "train.py",
             "validate",
             *_common(tiny_dataset),

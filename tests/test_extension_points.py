@@ -7,14 +7,14 @@ import sys
 
 import pytest
 import torch
-from helpers.checkpoints import tiny_checkpoint
 
 from saliency_tubes.cli.explain import main
 from saliency_tubes.data.layouts import Layout, Sample, register_layout
 from saliency_tubes.data.synthetic import CLASSES
 from saliency_tubes.explain import ExplanationMethod, register_method
 
-REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
+from helpers.checkpoints import tiny_checkpoint
+from helpers.common import REPO
 
 
 @register_method

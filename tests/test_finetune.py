@@ -138,3 +138,15 @@ def test_mixup_and_cutmix_of_clips():
 def test_training_with_mixup_and_cutmix(tmp_path, tiny_dataset):
     _, changed = _fit(tmp_path, tiny_dataset, mixup_alpha=0.2, cutmix_alpha=1.0)
     assert "layer2.0.conv1.weight" in changed
+
+
+@pytest.mark.parametrize("extra", [{}, {"arch": "mfnet3d", "arch_kwargs": None}])
+def test_model_summary_shows_the_input_size_and_flops(extra):
+    """A zero clip of the configured size runs through the model summary (also in channels_last_3d)."""
+    from pytorch_lightning.utilities.model_summary import ModelSummary
+
+    model = VideoClassifier(**{"num_classes": 3, "arch_kwargs": ARCH, "clip_len": 4, "input_size": 32, **extra})
+    summary = ModelSummary(model, max_depth=1)
+    assert summary.in_sizes[0] == [1, 3, 4, 32, 32]
+    assert summary.out_sizes[0] == [1, 3]
+    assert summary.total_flops > 1e6

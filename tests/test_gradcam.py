@@ -4,10 +4,11 @@ import numpy as np
 import pytest
 import torch
 from captum.attr import LayerGradCam
-from test_explain import ToyVideoNet
 
 from saliency_tubes.explain import METHODS, explain, normalize_tubes, upsample_tubes
 from saliency_tubes.models import create_model, list_models
+
+from helpers.models import ToyVideoNet
 
 SMALL = {"width": 4, "no_max_pool": True, "conv1_t_size": 3}
 # One architecture per building block (deeper depths repeat the same blocks), at a small width where it has one.

@@ -6,12 +6,13 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from helpers.layouts import _dm, _ucf, _video
 
 from saliency_tubes.data import KINETICS_MEAN, KINETICS_STD, VideoDataModule, validation_dataset
 from saliency_tubes.data.layouts import Layout, Sample, layout_names, register_layout
 from saliency_tubes.data.layouts.base import read_csv
 from saliency_tubes.errors import SaliencyTubesError
+
+from helpers.layouts import _dm, _ucf, _video
 
 BUILT_IN = {"folder", "frames", "ucf101", "hmdb51", "kinetics", "epic_kitchens"}
 

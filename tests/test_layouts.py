@@ -9,11 +9,12 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from conftest import REPO
-from helpers.layouts import _dm, _epic, _folder, _hmdb, _jpeg_folders, _kinetics, _ucf, _video
 
 from saliency_tubes.data import clip_indices
 from saliency_tubes.errors import SaliencyTubesError
+
+from helpers.common import REPO
+from helpers.layouts import _dm, _epic, _folder, _hmdb, _jpeg_folders, _kinetics, _ucf, _video
 
 
 def _epoch(dm, loader):

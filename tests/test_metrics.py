@@ -5,10 +5,11 @@ import math
 import numpy as np
 import pytest
 import torch
-from test_explain import ToyVideoNet
 
 from saliency_tubes.explain import lift, pointing_game, temporal_hit
 from saliency_tubes.explain.faithfulness import blurred, deletion_insertion, random_tubes
+
+from helpers.models import ToyVideoNet
 
 
 def test_lift_of_uniform_and_perfect_maps():

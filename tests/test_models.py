@@ -61,12 +61,13 @@ def test_every_architecture_declares_its_classifier_and_stages(name):
 def test_a_model_registered_from_outside_the_package(monkeypatch):
     from torch import nn
 
+    from saliency_tubes import models
     from saliency_tubes.config import DataConfig
     from saliency_tubes.explain import explain
-    from saliency_tubes import models
     from saliency_tubes.models import data_config, register_model
 
     monkeypatch.setattr(models, "_MODELS", dict(models._MODELS))  # the registration ends with the test
+
     @register_model("outside_tiny", DataConfig(4, 1, 16, classifier="head"))
     class Tiny(nn.Module):
         def __init__(self, num_classes: int = 400):

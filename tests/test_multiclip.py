@@ -170,8 +170,8 @@ def test_train_py_test_under_ddp_matches_one_process(tmp_path, tiny_dataset):
     """``train.py test`` through LightningCLI, on 13 videos: two ranks (7 and 6 videos) report what one process does."""
     import shutil
 
-    from conftest import REPO
-    from test_cli import TINY_TRAIN, _run
+    from helpers.cli import TINY_TRAIN, run_script
+    from helpers.common import REPO
 
     root = tmp_path / "odd"
     shutil.copytree(tiny_dataset, root)
@@ -218,7 +218,7 @@ def test_train_py_test_under_ddp_matches_one_process(tmp_path, tiny_dataset):
         ["--trainer.devices", "1"],
         ["--trainer.devices", "2", "--trainer.strategy", "ddp", "--trainer.accelerator", "cpu"],
     ):
-        proc = _run("train.py", *common, *devices, cwd=tmp_path, env={"PYTHONPATH": str(REPO / "src")})
+        proc = run_script("train.py", *common, *devices, cwd=tmp_path, env={"PYTHONPATH": str(REPO / "src")})
         assert proc.returncode == 0, proc.stderr[-3000:]
         tables.append([line for line in proc.stdout.splitlines() if "test/" in line])
     assert len(tables[0]) == 5 and tables[0] == tables[1]

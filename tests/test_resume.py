@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from conftest import REPO
-from test_cli import TINY_TRAIN
-from wandb_records import history
+
+from helpers.cli import TINY_TRAIN
+from helpers.common import REPO
+from helpers.wandb_records import history
 
 pytestmark = pytest.mark.slow
 

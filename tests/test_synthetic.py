@@ -1,10 +1,12 @@
 import json
+import logging
 
 import numpy as np
-from conftest import TINY
 
 from saliency_tubes.data import SYNTHETIC_CLASSES, load_mask, read_frames, video_info
 from saliency_tubes.data.synthetic import MARKER, SyntheticConfig, ensure_synthetic, generate, render_video
+
+from helpers.common import TINY
 
 
 def test_layout_masks_and_marker(tiny_dataset):
@@ -84,9 +86,13 @@ def test_partial_motion_keeps_actor_still_outside_its_interval():
         np.testing.assert_array_equal(masks[t], masks[0])
 
 
-def test_ensure_reuses_and_refuses_foreign_folders(tmp_path):
+def test_ensure_reuses_and_refuses_foreign_folders(tmp_path, caplog, capsys):
     cfg = SyntheticConfig(train_per_class=1, val_per_class=1, num_frames=12, size=32)
-    root = ensure_synthetic(tmp_path / "s", cfg, verbose=False)
+    with caplog.at_level(logging.INFO):
+        root = ensure_synthetic(tmp_path / "s", cfg)
+    said = [r.getMessage() for r in caplog.records if r.name.startswith("pytorch_lightning")]  # rank_zero_info
+    assert said[0].startswith("Generating the synthetic dataset (12 videos)") and "ready" in said[1]
+    assert capsys.readouterr().out == ""  # the library logs, it does not print
     stamp = (root / "train" / "grow" / "0000.mp4").stat().st_mtime_ns
     ensure_synthetic(root, cfg, verbose=False)
     assert (root / "train" / "grow" / "0000.mp4").stat().st_mtime_ns == stamp

@@ -22,8 +22,9 @@ class VideoWriter:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._av = av
-        self._container = av.open(str(self.path), mode="w")
-        self._stream = self._container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
+        container = av.open(str(self.path), mode="w")
+        self._container: av.container.OutputContainer | None = container
+        self._stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
         self._stream.pix_fmt = "yuv420p"
         self._stream.options = {"crf": str(crf), "preset": preset, "threads": "1"}
         self._size: tuple[int, int] | None = None
@@ -44,9 +45,11 @@ class VideoWriter:
         pad_h, pad_w = self._size[0] % 2, self._size[1] % 2
         if pad_h or pad_w:
             frames = np.pad(frames, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="edge")
+        container = self._container
+        assert container is not None, "write() after close()"
         for frame in frames:
             for packet in self._stream.encode(self._av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                self._container.mux(packet)
+                container.mux(packet)
             self.frames_written += 1
 
     def close(self) -> None:

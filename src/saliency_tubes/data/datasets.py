@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
@@ -74,7 +75,8 @@ class VideoClipDataset(Dataset):
 
     @classmethod
     def from_samples(cls, samples: list[Sample], class_names: list[str], **kwargs) -> "VideoClipDataset":
-        segments = [None if s.start is None else (s.start, s.stop) for s in samples]
+        # a layout that gives a segment's start gives its stop
+        segments = [None if s.start is None else (s.start, cast(float, s.stop)) for s in samples]
         return cls([s.path for s in samples], [s.label for s in samples], class_names, segments=segments, **kwargs)
 
     def frame_range(self, index: int, num_frames: int, fps: float) -> tuple[int, int]:
@@ -124,7 +126,7 @@ class VideoClipDataset(Dataset):
     def __getitem__(self, key: int | tuple[int, int]) -> dict:
         """``key`` is an index, or ``(index, epoch)`` as yielded by :class:`~saliency_tubes.data.sampling.ResumableSampler`."""
         index, epoch = key if isinstance(key, tuple) else (key, 0)
-        skipped = {}
+        skipped: dict[str, str] = {}
         for i in (index + step for step in range(len(self))):
             i %= len(self)
             path = str(self.videos[i])
@@ -199,7 +201,8 @@ class MultiViewDataset(Dataset):
                 "clip": normalize(blank, base.mean, base.std),
                 "frame_indices": torch.zeros(base.clip_len, dtype=torch.long),
             }
-        top, left = crop_offsets(*frames.shape[-2:], size, self.crops)[crop]
+        height, width = frames.shape[-2:]
+        top, left = crop_offsets(height, width, size, self.crops)[crop]
         cropped = frames[..., top : top + size, left : left + size].permute(0, 2, 3, 1)
         return {**item, "clip": normalize(cropped, base.mean, base.std), "frame_indices": torch.as_tensor(indices)}
 

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+from pytorch_lightning.utilities import rank_zero_info
 
 from ..videoio import write_video
 
@@ -153,10 +154,10 @@ def ensure_synthetic(root: str | Path, cfg: SyntheticConfig = SyntheticConfig(),
     started = time.perf_counter()
     if verbose:
         n = (cfg.train_per_class + cfg.val_per_class) * len(CLASSES)
-        print(f"Generating the synthetic dataset ({n} videos) into {root} ...", flush=True)
+        rank_zero_info(f"Generating the synthetic dataset ({n} videos) into {root} ...")
     generate(root, cfg)
     if verbose:
-        print(f"Synthetic dataset ready in {time.perf_counter() - started:.1f}s", flush=True)
+        rank_zero_info(f"Synthetic dataset ready in {time.perf_counter() - started:.1f}s")
     return root
 
 

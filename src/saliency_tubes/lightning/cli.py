@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytorch_lightning as pl
+from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.cli import LightningCLI, SaveConfigCallback
 from pytorch_lightning.loggers import CSVLogger
 from pytorch_lightning.utilities import rank_zero_warn
@@ -71,7 +72,7 @@ class TubesCLI(LightningCLI):
         working, failed = [], []
         for logger in trainer.loggers:
             try:
-                logger.experiment  # noqa: B018 - starts the W&B run on rank zero
+                logger.experiment  # type: ignore[attr-defined]  # noqa: B018 - every logger has one; starts the W&B run on rank zero
                 working.append(logger)
             except Exception as exc:  # whatever the service raised, training must go on
                 failed.append(f"{type(logger).__name__}: {first_line(exc)}")
@@ -140,7 +141,7 @@ class TubesCLI(LightningCLI):
 
     def after_fit(self) -> None:
         ckpt = self.trainer.checkpoint_callback
-        if ckpt is None or not self.trainer.is_global_zero:
+        if not isinstance(ckpt, ModelCheckpoint) or not self.trainer.is_global_zero:
             return
         if ckpt.best_model_path:
             score = ckpt.best_model_score
@@ -154,8 +155,22 @@ def default_config() -> Path:
     return Path.cwd() / "configs" / "default.yaml"
 
 
+def gives_config(args: list[str]) -> bool:
+    """True when the arguments name a configuration file of their own (``--config FILE``, ``--config=FILE``, ``-c``)."""
+    return any(a in ("-c", "--config") or a.startswith("--config=") for a in args)
+
+
 def main(args: list[str] | None = None) -> None:
-    if args is None and len(sys.argv) == 1:
-        args = ["fit", "--config", str(default_config())]
+    """``fit``, ``validate``, ``test`` and ``predict`` start from configs/default.yaml unless a ``--config`` is given;
+    no arguments at all means ``fit``. A ``--config`` replaces the default file instead of layering over it: the
+    presets are complete on their own and leave out what they want at the code's default (the R3D-18 preset has no
+    ``model.arch_kwargs``), which default.yaml underneath would change (to its width 8)."""
+    given = sys.argv[1:] if args is None else args
+    if not given:
+        args = ["fit"]
+    defaults = [] if gives_config(given) else [str(default_config())]
+    parser_kwargs = {subcommand: {"default_config_files": defaults} for subcommand in LightningCLI.subcommands()}
     ensure_wandb_mode()
-    TubesCLI(VideoClassifier, VideoDataModule, args=args, save_config_callback=RunConfigSaver)
+    TubesCLI(
+        VideoClassifier, VideoDataModule, args=args, save_config_callback=RunConfigSaver, parser_kwargs=parser_kwargs
+    )

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Literal, cast
 
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
-from pytorch_lightning.utilities import rank_zero_info
+from pytorch_lightning.utilities import AttributeDict, rank_zero_info
 from torch import nn
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
@@ -50,6 +51,8 @@ class VideoClassifier(pl.LightningModule):
             ``benchmarks/train_step.py`` measures both against the plain model.
     """
 
+    _forward: Callable[[torch.Tensor], torch.Tensor]  # the model, or its torch.compile wrapper (set in __init__)
+
     def __init__(
         self,
         arch: str = "resnet3d_10",
@@ -61,11 +64,11 @@ class VideoClassifier(pl.LightningModule):
         input_size: int = 112,
         mean: tuple[float, float, float] = KINETICS_MEAN,
         std: tuple[float, float, float] = KINETICS_STD,
-        optimizer: str = "sgd",
+        optimizer: Literal["sgd", "adamw"] = "sgd",
         lr: float = 0.1,
         weight_decay: float = 1e-4,
         momentum: float = 0.9,
-        scheduler: str = "cosine",
+        scheduler: Literal["cosine", "step", "none"] = "cosine",
         warmup_epochs: float = 1.0,
         label_smoothing: float = 0.0,
         pretrained: str | None = None,
@@ -78,10 +81,6 @@ class VideoClassifier(pl.LightningModule):
         cutmix_alpha: float = 0.0,
     ):
         super().__init__()
-        if optimizer not in ("sgd", "adamw"):
-            raise ValueError(f"optimizer must be 'sgd' or 'adamw', not {optimizer!r}")
-        if scheduler not in ("cosine", "step", "none"):
-            raise ValueError(f"scheduler must be 'cosine', 'step' or 'none', not {scheduler!r}")
         if class_names is not None and len(class_names) != num_classes:
             raise ValueError(f"{len(class_names)} class names for {num_classes} classes")
         if backbone_lr_mult < 0:
@@ -89,7 +88,8 @@ class VideoClassifier(pl.LightningModule):
         self.save_hyperparameters()
         self.model = create_model(arch, num_classes, pretrained=pretrained, **(arch_kwargs or {}))
         if pretrained is not None:
-            rank_zero_info(f"Pretrained weights {pretrained} — {self.model.pretrained_report.summary()}")
+            report: Any = self.model.pretrained_report  # what create_model found in the weight file
+            rank_zero_info(f"Pretrained weights {pretrained} — {report.summary()}")
         self._frozen = self._freeze(freeze_stages)
         self._channels_last = arch in CHANNELS_LAST_WINS if channels_last is None else channels_last
         if self._channels_last:
@@ -104,6 +104,13 @@ class VideoClassifier(pl.LightningModule):
         self.test_acc = MulticlassAccuracy(num_classes, top_k=1, average="micro")
         self.test_acc5 = MulticlassAccuracy(num_classes, top_k=top5, average="micro")
         self._reset_video_sums()
+        # one zero clip: Lightning's model summary runs it to show each layer's sizes and FLOPs
+        self.example_input_array = torch.zeros(1, 3, clip_len, input_size, input_size)
+
+    @property
+    def _hp(self) -> AttributeDict:
+        """``self.hparams``, typed as what it is (attribute access)."""
+        return cast(AttributeDict, self.hparams)
 
     def _freeze(self, n: int) -> list[nn.Module]:
         """Stop gradients in the first ``n`` stages; returns their modules (kept in eval mode while training)."""
@@ -111,7 +118,7 @@ class VideoClassifier(pl.LightningModule):
             return []
         stages = stage_groups(self.model)
         if n > len(stages):
-            raise ValueError(f"freeze_stages={n}, but {self.hparams.arch} has {len(stages)} stages (stem included)")
+            raise ValueError(f"freeze_stages={n}, but {self._hp.arch} has {len(stages)} stages (stem included)")
         frozen = [m for stage in stages[:n] for m in stage]
         for module in frozen:
             module.requires_grad_(False)
@@ -121,7 +128,7 @@ class VideoClassifier(pl.LightningModule):
         """Frozen stages (and with ``freeze_bn_stats`` every BatchNorm) keep their running statistics."""
         for module in self._frozen:
             module.eval()
-        if self.hparams.freeze_bn_stats:
+        if self._hp.freeze_bn_stats:
             for module in self.model.modules():
                 if isinstance(module, nn.modules.batchnorm._BatchNorm):
                     module.eval()
@@ -142,7 +149,7 @@ class VideoClassifier(pl.LightningModule):
         return self._forward(clips)
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        hp = self.hparams
+        hp = self._hp
         clips, partner, lam = mix_clips(batch["clip"], hp.mixup_alpha, hp.cutmix_alpha)
         logits = self(clips)
         loss = lam * F.cross_entropy(logits, batch["label"], label_smoothing=hp.label_smoothing)
@@ -153,13 +160,13 @@ class VideoClassifier(pl.LightningModule):
         if not torch.isfinite(loss):
             raise SaliencyTubesError(
                 f"the training loss became {loss.item()} at epoch {self.current_epoch}, step {self.global_step}; lower "
-                f"--model.lr (now {self.hparams.lr}); checkpoints written so far are kept"
+                f"--model.lr (now {hp.lr}); checkpoints written so far are kept"
             )
         self.train_acc(logits, batch["label"])
         self.log("train/loss", loss, prog_bar=True, batch_size=len(logits))
         self.log("train/lr", self.trainer.optimizers[0].param_groups[-1]["lr"], batch_size=len(logits))
         self.log("train/acc_top1", self.train_acc, on_step=False, on_epoch=True, batch_size=len(logits))
-        skipped = getattr(self.trainer.datamodule, "skipped", None)
+        skipped = getattr(getattr(self.trainer, "datamodule", None), "skipped", None)
         if skipped is not None:  # unreadable files met so far (each rank counts its own; the maximum is logged)
             self.log(
                 "data/skipped",
@@ -188,7 +195,7 @@ class VideoClassifier(pl.LightningModule):
     # figures are exact however the ranks' shares were cut; the data module's sampler keeps a video on one rank anyway,
     # so that each clip is decoded once. Items of unreadable videos (``video`` -1) count nowhere.
     def _reset_video_sums(self) -> None:
-        n = self.hparams.num_classes
+        n = self._hp.num_classes
         self._video_probs = torch.zeros(0, n, dtype=torch.float64)
         self._video_views = torch.zeros(0, dtype=torch.long)
         self._video_labels = torch.zeros(0, dtype=torch.long)  # label × views: all views of a video share its label
@@ -224,7 +231,8 @@ class VideoClassifier(pl.LightningModule):
     def video_accuracy(self) -> dict[str, float]:
         """Top-1/top-5 accuracy of the videos' averaged softmax, over all ranks (every rank must call it)."""
         strategy = self.trainer.strategy
-        size = int(self.all_gather(torch.tensor(len(self._video_views), device=self.device)).max())
+        counts = cast(torch.Tensor, self.all_gather(torch.tensor(len(self._video_views), device=self.device)))
+        size = int(counts.max())
         sums = [
             strategy.reduce(
                 F.pad(t, (0, 0, 0, size - len(t)) if t.dim() == 2 else (0, size - len(t))).to(self.device),
@@ -248,7 +256,7 @@ class VideoClassifier(pl.LightningModule):
             self.log(name, value, sync_dist=True)  # the same on every rank: the mean is the value
 
     def configure_optimizers(self):
-        hp = self.hparams
+        hp = self._hp
         head = {id(p) for p in self.model.get_classifier().parameters()}
         groups = []
         for is_head, lr in ((False, hp.lr * hp.backbone_lr_mult), (True, hp.lr)):

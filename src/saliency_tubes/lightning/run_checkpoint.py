@@ -96,6 +96,6 @@ def run_folder(trainer: pl.Trainer) -> Path:
     ckpt = trainer.checkpoint_callback
     if isinstance(ckpt, RunCheckpoint):
         return ckpt.run_dir(trainer)
-    if ckpt is not None and ckpt.dirpath:
+    if isinstance(ckpt, ModelCheckpoint) and ckpt.dirpath:
         return Path(ckpt.dirpath)
     return Path(trainer.default_root_dir)

@@ -63,7 +63,7 @@ class MFUnit(nn.Module):
         self.conv_m1 = BNActConv3d(num_in, num_mid, kernel=(3, 3, 3), pad=(1, 1, 1), stride=stride, groups=groups)
         if first_block:
             self.conv_m2 = BNActConv3d(num_mid, num_out)
-            self.conv_w1 = BNActConv3d(num_in, num_out, stride=stride)
+            self.conv_w1: BNActConv3d | None = BNActConv3d(num_in, num_out, stride=stride)
         else:
             self.conv_m2 = BNActConv3d(num_mid, num_out, kernel=(1, 3, 3), pad=(0, 1, 1), groups=groups)
             self.conv_w1 = None
@@ -81,6 +81,11 @@ class MFNet3D(nn.Module):
         in_channels: input channels (3 for RGB).
         dropout: dropout before the classifier (the reference uses 0.5 only when fine-tuning).
     """
+
+    conv2: nn.Sequential  # the four stages of MF units, set in __init__
+    conv3: nn.Sequential
+    conv4: nn.Sequential
+    conv5: nn.Sequential
 
     def __init__(self, num_classes: int = 400, in_channels: int = 3, dropout: float = 0.0):
         super().__init__()
@@ -104,7 +109,7 @@ class MFNet3D(nn.Module):
         # conv2 halves time; conv3..conv5 halve space. num_mid equals the stage's output width.
         strides = [(2, 1, 1), (1, 2, 2), (1, 2, 2), (1, 2, 2)]
         for index, (depth, width, stride) in enumerate(zip(STAGE_DEPTHS, STAGE_WIDTHS, strides, strict=False), start=2):
-            units = OrderedDict()
+            units: OrderedDict[str, nn.Module] = OrderedDict()
             for i in range(1, depth + 1):
                 first = i == 1
                 units[f"B{i:02d}"] = MFUnit(

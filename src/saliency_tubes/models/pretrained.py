@@ -53,7 +53,7 @@ def _strip(state: dict, prefix: str) -> dict:
     return state
 
 
-def _tensors_only(state: dict, path: Path) -> dict[str, torch.Tensor]:
+def _tensors_only(state: dict, path: str | Path) -> dict[str, torch.Tensor]:
     bad = next((k for k, v in state.items() if not isinstance(v, torch.Tensor)), None)
     if bad is not None or not state:
         raise SaliencyTubesError(
@@ -154,7 +154,7 @@ class LoadReport:
 
 def classifier_name(model: nn.Module) -> str:
     """The module name of the model's final linear layer (the contract's ``get_classifier()``)."""
-    head = model.get_classifier()
+    head = model.get_classifier()  # type: ignore[operator]  # the contract's method, not an nn.Module attribute
     return next(name for name, module in model.named_modules() if module is head)
 
 

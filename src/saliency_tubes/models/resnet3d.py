@@ -9,12 +9,29 @@ kenshohara/3D-ResNets-PyTorch, so that repository's checkpoints load with ``stri
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Protocol, cast
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 Stride = tuple[int, int, int]
+
+
+class Block(Protocol):
+    """What a residual block class offers the network: its channel expansion and this constructor."""
+
+    expansion: int
+
+    def __call__(
+        self,
+        in_planes: int,
+        planes: int,
+        stride: int | Stride = ...,
+        downsample: nn.Module | None = ...,
+        temporal_padding: str = ...,
+    ) -> nn.Module: ...
+
 
 #: Blocks per stage of each depth; depths from 50 on use the bottleneck block (as in the reference).
 LAYERS = {
@@ -30,7 +47,7 @@ TEMPORAL_PADDINGS = ("zeros", "replicate")
 
 
 def _triple(value: int | Sequence[int]) -> Stride:
-    return tuple(value) if isinstance(value, Sequence) else (value, value, value)
+    return cast(Stride, tuple(value)) if isinstance(value, Sequence) else (value, value, value)
 
 
 class ReplicateTimeConv3d(nn.Conv3d):
@@ -41,8 +58,18 @@ class ReplicateTimeConv3d(nn.Conv3d):
     border frames see only part of the kernel. Parameters and their names are those of ``nn.Conv3d``.
     """
 
-    def __init__(self, *args, padding: Stride, **kwargs):
-        super().__init__(*args, padding=(0, padding[1], padding[2]), **kwargs)
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | Stride,
+        stride: int | Stride = 1,
+        *,
+        padding: Stride,
+        **kwargs,
+    ):
+        padding_hw = (0, padding[1], padding[2])
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding=padding_hw, **kwargs)
         self.time_padding = padding[0]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -166,7 +193,11 @@ class ResNet3d(nn.Module):
             weights inflated from a 2D network).
     """
 
-    blocks: tuple[type[nn.Module], type[nn.Module]] = (BasicBlock, Bottleneck)
+    blocks: tuple[Block, Block] = (BasicBlock, Bottleneck)
+    layer1: nn.Sequential  # the four stages, set in __init__
+    layer2: nn.Sequential
+    layer3: nn.Sequential
+    layer4: nn.Sequential
 
     def __init__(
         self,
@@ -224,7 +255,7 @@ class ResNet3d(nn.Module):
 
     def _make_stage(
         self,
-        block: type[nn.Module],
+        block: Block,
         planes: int,
         blocks: int,
         stride: Stride,
@@ -232,7 +263,7 @@ class ResNet3d(nn.Module):
         temporal_padding: str,
     ) -> nn.Sequential:
         out_planes = planes * block.expansion
-        downsample = None
+        downsample: nn.Module | None = None
         if stride != (1, 1, 1) or self.in_planes != out_planes:
             if shortcut_type == "A":
                 downsample = ZeroPadShortcut(out_planes, stride)
