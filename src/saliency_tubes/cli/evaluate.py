@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     import torch
 
     from ..data.datasets import VideoClipDataset
+    from ..explain.faithfulness import Baseline
     from ..models.io import ModelInfo
 
 LOCALISATION = ("mass_in_gt", "lift", "pointing_game", "temporal_hit")
@@ -106,7 +107,7 @@ def evaluate(
     device: torch.device,
     steps: int = 128,
     grid: int = 16,
-    baseline: str = "blur",
+    baseline: Baseline = "blur",
     batch_size: int = 8,
     max_clips: int | None = None,
     layer: str | None = None,
@@ -127,7 +128,7 @@ def evaluate(
         has_truth = all("mask" in it for it in items)
         masks = torch.stack([it["mask"] for it in items]).to(device) if has_truth else None
         moving = torch.stack([it["moving"] for it in items]).to(device) if has_truth else None
-        maps, targets = {}, None
+        maps: dict[str, torch.Tensor] = {}
         for method in methods:
             result = explain(model, clips, method, layer=layer if get_method(method).takes_layer else None)
             maps[method], targets = result.tubes, result.targets

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, cast
 
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
-from pytorch_lightning.utilities import rank_zero_warn
+from pytorch_lightning.utilities import AttributeDict, rank_zero_warn
 from torch.utils.data import DataLoader
 
 from ..errors import SaliencyTubesError
@@ -102,8 +102,13 @@ class VideoDataModule(pl.LightningDataModule):
         self._train_sampler: ResumableSampler | None = None
         self._resume_batches = 0
 
+    @property
+    def _hp(self) -> AttributeDict:
+        """``self.hparams``, typed as what it is (attribute access)."""
+        return cast(AttributeDict, self.hparams)
+
     def prepare_data(self) -> None:
-        synthetic = self.hparams.synthetic
+        synthetic = self._hp.synthetic
         if synthetic is None:
             synthetic = self.root.resolve() == Path(DEFAULT_SYNTHETIC_ROOT).resolve()
         if synthetic:
@@ -124,7 +129,7 @@ class VideoDataModule(pl.LightningDataModule):
 
     def _samples(self, split: str) -> tuple[list[Sample], list[str]]:
         if split not in self._index:
-            hp = self.hparams
+            hp = self._hp
             options = LayoutOptions(hp.annotations, hp.videos, hp.split, hp.target)
             names = None if split == "train" else self.class_names
             self._index[split] = index(hp.layout, self.root, split, names, options)
@@ -135,7 +140,7 @@ class VideoDataModule(pl.LightningDataModule):
         return len(self.class_names)
 
     def _dataset(self, split: str, train: bool) -> VideoClipDataset:
-        hp = self.hparams
+        hp = self._hp
         return clip_dataset(
             *self._samples(split),
             train=train,
@@ -162,7 +167,7 @@ class VideoDataModule(pl.LightningDataModule):
         if stage in (None, "test") and self.test_dataset is None:
             base = self._dataset("val", train=False)
             self._probe(base, "val")
-            self.test_dataset = MultiViewDataset(base, self.hparams.test_clips, self.hparams.test_crops)
+            self.test_dataset = MultiViewDataset(base, self._hp.test_clips, self._hp.test_crops)
 
     def _probe(self, dataset: VideoClipDataset, split: str, probes: int = 8) -> list[tuple[int, Path]]:
         """``(frames, path)`` of a few videos spread over the split, probing on past those until one is readable,
@@ -172,13 +177,13 @@ class VideoDataModule(pl.LightningDataModule):
         picks = sorted({round(i * (n - 1) / max(probes - 1, 1)) for i in range(probes)})
         picked = set(picks)
         order = picks + [i for i in range(n) if i not in picked]
-        lengths = []
+        lengths: list[tuple[int, Path]] = []
         for k, i in enumerate(order):
             if k >= len(picks) and lengths:
                 break
             path = dataset.videos[i]
             try:
-                info = video_info(path, self.hparams.backend, self.hparams.decode_timeout)
+                info = video_info(path, self._hp.backend, self._hp.decode_timeout)
             except SaliencyTubesError as exc:
                 dataset.bad[str(path)] = str(exc)
                 self.note_skipped({str(path): str(exc)})
@@ -195,7 +200,7 @@ class VideoDataModule(pl.LightningDataModule):
     def _warn_if_clips_outrun_videos(self, lengths: list[tuple[int, Path]]) -> None:
         """One warning when the clip spans more frames than the probed videos (or segments) have: they are looped
         or padded, not rejected."""
-        hp = self.hparams
+        hp = self._hp
         span = (hp.clip_len - 1) * hp.stride + 1
         if all(n < span for n, _ in lengths):
             n, path = max(lengths, key=lambda x: x[0])
@@ -219,7 +224,7 @@ class VideoDataModule(pl.LightningDataModule):
         return batch
 
     def _loader(self, dataset: VideoClipDataset | MultiViewDataset, shuffle: bool, sampler=None) -> DataLoader:
-        workers = self.hparams.num_workers
+        workers = self._hp.num_workers
         trainer = self.trainer
         if sampler is None and not shuffle and trainer is not None and trainer.world_size > 1:
             # Lightning's default DistributedSampler pads the last ranks with repeats; evaluation must see
@@ -229,10 +234,10 @@ class VideoDataModule(pl.LightningDataModule):
             )
         return DataLoader(
             dataset,
-            batch_size=self.hparams.batch_size,
+            batch_size=self._hp.batch_size,
             shuffle=shuffle and sampler is None,
             sampler=sampler,
-            drop_last=shuffle and len(dataset) > self.hparams.batch_size,
+            drop_last=shuffle and len(dataset) > self._hp.batch_size,
             num_workers=workers,
             collate_fn=collate,
             persistent_workers=workers > 0,
@@ -243,12 +248,14 @@ class VideoDataModule(pl.LightningDataModule):
         trainer = self.trainer
         world, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
         # torch's initial seed is what seed_everything set: the same again when a run is resumed
-        self.train_dataset.seed = torch.initial_seed() % 2**31
-        sampler = ResumableSampler(self.train_dataset, num_replicas=world, rank=rank, seed=self.train_dataset.seed)
+        dataset = self.train_dataset
+        assert dataset is not None, "setup('fit') builds the training set"
+        dataset.seed = torch.initial_seed() % 2**31
+        sampler = ResumableSampler(dataset, num_replicas=world, rank=rank, seed=dataset.seed)
         if self._resume_batches:
-            sampler.skip(self._resume_batches * self.hparams.batch_size)
+            sampler.skip(self._resume_batches * self._hp.batch_size)
         self._train_sampler = sampler
-        return self._loader(self.train_dataset, shuffle=True, sampler=sampler)
+        return self._loader(dataset, shuffle=True, sampler=sampler)
 
     # The position within the training epoch travels in checkpoints, so a run resumed from a mid-epoch checkpoint
     # trains on exactly the batches the interrupted run had not reached (the sampler's order depends only on the
@@ -257,16 +264,17 @@ class VideoDataModule(pl.LightningDataModule):
         trainer = self.trainer
         if trainer is None or self._train_sampler is None:
             return {}
-        done = trainer.fit_loop.epoch_loop.batch_progress.current.processed
-        per_epoch = len(self._train_sampler) // self.hparams.batch_size  # drop_last
+        done = cast(Any, trainer.fit_loop.epoch_loop.batch_progress.current).processed
+        per_epoch = len(self._train_sampler) // self._hp.batch_size  # drop_last
         return {"train_batches_done": done % max(per_epoch, 1)}  # a finished epoch: the next starts afresh
 
     def load_state_dict(self, state: dict) -> None:
         self._resume_batches = int(state.get("train_batches_done", 0))
         if self._train_sampler is not None:  # the loader was built already (Lightning sizes it before restoring)
-            self._train_sampler.skip(self._resume_batches * self.hparams.batch_size)
+            self._train_sampler.skip(self._resume_batches * self._hp.batch_size)
 
     def val_dataloader(self) -> DataLoader:
+        assert self.val_dataset is not None, "setup('fit'/'validate') builds the validation set"
         return self._loader(self.val_dataset, shuffle=False)
 
     def test_dataloader(self) -> DataLoader:
@@ -274,5 +282,6 @@ class VideoDataModule(pl.LightningDataModule):
         trainer = self.trainer
         world, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
         dataset = self.test_dataset
+        assert dataset is not None, "setup('test') builds the test set"
         sampler = VideoShardSampler(len(dataset.base), dataset.views, num_replicas=world, rank=rank)
         return self._loader(dataset, shuffle=False, sampler=sampler)

@@ -93,8 +93,8 @@ def write_explanation(
     step = max(1, -(-n // PLOT_STEPS))
     size = tuple(e.tubes.shape[-2:])
     first = torch.from_numpy(np.asarray(e.frames[:1])).permute(0, 3, 1, 2).float()
-    first_np = F.interpolate(first, size=size, mode="bilinear", align_corners=False, antialias=True)
-    first_np = first_np[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()
+    first = F.interpolate(first, size=size, mode="bilinear", align_corners=False, antialias=True)
+    first_np = first[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()
     name = Path(e.source).name
     for d, k, tube in zip(dirs, e.targets, e.tubes, strict=True):
         plot_title = title or f"{name} · {e.class_names[k]} (p={float(e.probs[k]):.2f})"

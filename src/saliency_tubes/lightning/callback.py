@@ -133,8 +133,7 @@ class SaliencyTubesCallback(pl.Callback):
 
     @rank_zero_only
     def _explain_and_log(self, trainer: pl.Trainer, pl_module: pl.LightningModule):
-        datamodule = trainer.datamodule
-        dataset = getattr(datamodule, "val_dataset", None)
+        dataset = getattr(getattr(trainer, "datamodule", None), "val_dataset", None)
         if dataset is None:
             log.warning("SaliencyTubesCallback: the data module has no val_dataset; nothing to explain")
             return None
@@ -182,8 +181,8 @@ class SaliencyTubesCallback(pl.Callback):
             media.append(TubeMedia(i, epoch, true, names[pred], float(probs[i, pred]), caption, folder))
 
         scores = {}
-        masks = [s.get("mask") for s in samples]
-        if all(m is not None for m in masks):
+        masks = [s["mask"] for s in samples if s.get("mask") is not None]
+        if len(masks) == len(samples):
             masks_t = torch.stack(masks)
             scores["val/tube_mass_in_gt"] = float(tube_mass_in_gt(tubes, masks_t).mean())
             scores["val/mask_share"] = float(mask_share(masks_t).mean())

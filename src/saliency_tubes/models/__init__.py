@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from importlib import import_module
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, cast
 
 from torch import nn
 
@@ -87,7 +87,7 @@ def create_model(name: str, num_classes: int, pretrained: str | Path | None = No
     except TypeError as exc:
         raise SaliencyTubesError(f"bad arguments for {name}: {exc}") from None
     if pretrained is not None:
-        model.pretrained_report = load_weights(model, pretrained)
+        cast(Any, model).pretrained_report = load_weights(model, pretrained)
     return model
 
 
@@ -95,7 +95,7 @@ def stage_groups(model: nn.Module) -> list[list[nn.Module]]:
     """The backbone's stages from input to output (stem first) as lists of modules."""
     if not hasattr(model, "stage_groups"):
         raise SaliencyTubesError(f"{type(model).__name__} does not name its stages, so they cannot be frozen")
-    return model.stage_groups()
+    return cast(VideoModel, model).stage_groups()
 
 
 def register_timm() -> list[str]:

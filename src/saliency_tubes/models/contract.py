@@ -5,7 +5,7 @@ See ``docs/ARCHITECTURE.md`` ("The model contract") for the full text and a work
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from typing import Protocol, cast, runtime_checkable
 
 import torch
 from torch import nn
@@ -49,4 +49,4 @@ def stage_names(model: nn.Module) -> list[str]:
     if not callable(getattr(model, "stage_groups", None)):
         raise SaliencyTubesError(f"{type(model).__name__} does not name its stages (see {CONTRACT_DOC})")
     names = {id(m): name for name, m in model.named_modules()}
-    return [names[id(group[-1])] for group in model.stage_groups() if group]
+    return [names[id(group[-1])] for group in cast(VideoModel, model).stage_groups() if group]

@@ -18,7 +18,7 @@ Adding a method is one class in one file (see ``docs/ARCHITECTURE.md``, "Adding 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from ...errors import BadArgument
 
@@ -63,7 +63,8 @@ class ExplanationMethod:
         from ...models.contract import check_contract
 
         check_contract(model)
-        self.model, self.layer, self.clip_negative = model, layer, clip_negative
+        self.model: Any = model  # follows the contract (checked above): forward_features, forward_head, ...
+        self.layer, self.clip_negative = layer, clip_negative
         if layer is not None:
             if not self.takes_layer:
                 takers = ", ".join(n for n, m in _REGISTRY.items() if m.takes_layer)
