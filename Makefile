@@ -26,8 +26,8 @@ test-fast: $(STAMP)
 	$(PY) -m pytest -m "not slow"
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests
-	$(VENV)/bin/ruff format --check src tests
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff format --check src tests benchmarks
 	$(VENV)/bin/mypy src
 
 # rewrite the constraints from what the venv has now (after e.g. `pip install -U` of a dependency and a green `make test`)
@@ -39,6 +39,7 @@ benchmark: $(STAMP)
 	$(PY) -m pip install --quiet -c $(CONSTRAINTS) -e '.[dev,bench]'
 	$(PY) benchmarks/tube_overhead.py
 	$(PY) benchmarks/explain_speed.py
+	$(PY) benchmarks/explain_video.py
 	$(PY) benchmarks/callback_overhead.py
 	$(PY) benchmarks/model_zoo.py
 	$(PY) benchmarks/train_step.py

@@ -152,7 +152,9 @@ def test_register_layout_needs_a_name_of_its_own_and_an_index():
 
 def test_validation_dataset_reads_centre_clips_in_any_layout(tmp_path, tiny_dataset):
     from saliency_tubes.cli.evaluate import validation_set
-    from saliency_tubes.lightning.checkpoint import ModelInfo
+    from saliency_tubes.cli.explain import build_parser
+    from saliency_tubes.config import DataConfig
+    from saliency_tubes.models.io import ModelInfo
 
     classes = _ucf(tmp_path)
     ds = validation_dataset(tmp_path, "ucf101", class_names=classes, clip_len=4, stride=2, input_size=32)
@@ -164,8 +166,13 @@ def test_validation_dataset_reads_centre_clips_in_any_layout(tmp_path, tiny_data
         red = item["frames"][:, 16, 16, 0].float()  # the frames named: red encodes the frame number
         np.testing.assert_allclose(red, 10 * item["frame_indices"].float(), atol=4)
 
-    info = ModelInfo("x", 2, classes, clip_len=4, stride=2, input_size=32, mean=KINETICS_MEAN, std=KINETICS_STD)
-    assert validation_set(tmp_path, info, "ucf101").videos == ds.videos
+    info = ModelInfo(
+        "x", 2, classes, DataConfig(clip_len=4, stride=2, input_size=32, mean=KINETICS_MEAN, std=KINETICS_STD)
+    )
+    args = build_parser().parse_args(
+        ["--checkpoint", "-", "--evaluate", "--data.root", str(tmp_path), "--data.layout", "ucf101"]
+    )
+    assert validation_set(args, info).videos == ds.videos
 
     synthetic = validation_dataset(tiny_dataset, class_names=None, clip_len=4, stride=2, input_size=16)
     item = synthetic.load(0, with_mask=True)  # the synthetic set has masks: --evaluate scores localisation
