@@ -119,7 +119,8 @@ def test_the_writer_writes_every_file_at_the_frames_resolution(model, video, tmp
 
 
 def test_a_video_decord_opens_but_cannot_decode_is_read_by_pyav_once(tmp_path):
-    """decord 0.6 opens 72-pixel-wide H.264 but fails to decode it; the stream falls back to one PyAV pass."""
+    """decord 0.6 opens 72-pixel-wide H.264 but fails to decode it; the stream falls back to one PyAV pass. With
+    decord fixed or absent the stream must still give PyAV's frames."""
     frames = np.random.default_rng(1).integers(0, 255, (9, 32, 72, 3), dtype=np.uint8)
     path = write_video(tmp_path / "w72.mp4", frames, fps=5)
     stream = VideoStream(path)

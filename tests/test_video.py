@@ -4,6 +4,8 @@ import pytest
 from saliency_tubes.data import VideoReadError, read_frames, video_info
 from saliency_tubes.videoio import VideoWriter, write_video
 
+from helpers.decoders import backends
+
 
 def _frames(n=6, h=24, w=40):
     f = np.zeros((n, h, w, 3), np.uint8)
@@ -16,7 +18,7 @@ def _bar_width(frame):
     return int((frame[frame.shape[0] // 2, :, 0] > 100).sum())
 
 
-@pytest.mark.parametrize("backend", ["auto", "decord", "pyav"])
+@pytest.mark.parametrize("backend", backends("auto", "decord", "pyav"))
 def test_any_order_and_repeats(tmp_path, backend):
     path = write_video(tmp_path / "v.mp4", _frames())
     got = read_frames(path, [5, 0, 3, 3], backend=backend)
@@ -58,14 +60,14 @@ def test_truncated_file_fails_cleanly(tmp_path):
         read_frames(cut, [19])
 
 
-def test_out_of_range_frame(tmp_path):
+@pytest.mark.parametrize("backend", backends("decord", "pyav"))
+def test_out_of_range_frame(tmp_path, backend):
     path = write_video(tmp_path / "v.mp4", _frames())
-    for backend in ("decord", "pyav"):
-        with pytest.raises(VideoReadError, match="requested"):
-            read_frames(path, [6], backend=backend)
+    with pytest.raises(VideoReadError, match="requested"):
+        read_frames(path, [6], backend=backend)
 
 
-@pytest.mark.parametrize("backend", ["decord", "pyav"])
+@pytest.mark.parametrize("backend", backends("decord", "pyav"))
 def test_read_clip_chooses_indices_from_the_frame_count(tmp_path, backend):
     from saliency_tubes.data import read_clip
 

@@ -26,7 +26,11 @@ class VideoWriter:
         self._container: av.container.OutputContainer | None = container
         self._stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
         self._stream.pix_fmt = "yuv420p"
-        self._stream.options = {"crf": str(crf), "preset": preset, "threads": "1"}
+        # mbtree=0: on CPUs with AVX-512, x264's macroblock-tree rate control reads memory it never wrote, so the same
+        # frames gave different bytes (decoded pixels up to 27 apart) depending on what the process had allocated
+        # before; without it (or without AVX-512) the output depends on the frames alone. threads=1: x264's output
+        # also depends on its thread count, which "auto" would take from the machine's cores.
+        self._stream.options = {"crf": str(crf), "preset": preset, "threads": "1", "mbtree": "0"}
         self._size: tuple[int, int] | None = None
         self.frames_written = 0
 
