@@ -155,7 +155,7 @@ class VideoExplainer:
         if not method.gradients:
             with preserved_state(self.model):
                 for start, x in self._clip_batches(small, positions):
-                    forward, _ = method.run(x)
+                    forward = method.run(x)
                     logits.append(forward.logits.float().cpu())
                     kept.append((start, forward.activations))
         elif target is None:  # the targets first, from the same clips: forward only
@@ -185,7 +185,7 @@ class VideoExplainer:
             graph_logits = []
             for start, x in self._clip_batches(small, positions):
                 with preserved_state(self.model, grad=True):
-                    forward, _ = method.run(x)
+                    forward = method.run(x)
                     add(start, forward)
                 graph_logits.append(forward.logits.detach().float().cpu())
             logits = logits or graph_logits  # a given target: the prediction comes from this pass

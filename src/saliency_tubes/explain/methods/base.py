@@ -127,11 +127,10 @@ class ExplanationMethod:
             return normalize_tubes(tubes, clip_negative=self.clip_negative)
         return tubes.clamp(min=0) if self.clip_negative else tubes
 
-    def run(self, clips: torch.Tensor) -> tuple[ClipForward, torch.Tensor]:
-        """:meth:`forward` on ``clips`` with the state preserved; returns the pass and the input it ran on (kept in
-        the graph so gradients exist even when every parameter is frozen)."""
-        x = clips.detach().clone().requires_grad_(True) if self.gradients else clips
-        return self.forward(x), x
+    def run(self, clips: torch.Tensor) -> ClipForward:
+        """:meth:`forward` on ``clips``; with gradients on a copy of the input that requires them, so a graph exists
+        even when every parameter is frozen. Call inside :func:`preserved_state` (see :meth:`__call__`)."""
+        return self.forward(clips.detach().clone().requires_grad_(True) if self.gradients else clips)
 
     def __call__(
         self,
@@ -147,7 +146,7 @@ class ExplanationMethod:
         from ..core import Explanation, preserved_state, resolve_targets
 
         with preserved_state(self.model, grad=self.gradients):
-            forward, _ = self.run(clips)
+            forward = self.run(clips)
             targets = resolve_targets(forward.logits.detach(), target, topk)
             maps = self.maps(forward, targets.view(targets.shape[0], -1))
         tubes = self.tubes(maps, tuple(size or clips.shape[-3:]), normalize)  # type: ignore[arg-type]
