@@ -215,6 +215,7 @@ class VideoDataModule(pl.LightningDataModule):
         for path, reason in skipped.items():
             if path not in self._skipped:
                 self._skipped[path] = reason
+                # every rank names the files it met (rank_zero_warn would drop the other ranks' files)
                 warnings.warn(f"skipping unreadable video {reason}", UserWarning, stacklevel=2)
 
     def on_before_batch_transfer(self, batch, dataloader_idx: int):
