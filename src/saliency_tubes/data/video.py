@@ -501,7 +501,8 @@ class VideoStream:
     once: whole videos are explained in bounded memory. Opening reads only the header (frame count, frame rate).
 
     decord reads each chunk with one ``get_batch`` from one reader; PyAV (the fallback when decord cannot open the
-    file, or ``backend="pyav"``) runs one sequential decode over the whole request.
+    file, or ``backend="pyav"``) runs one decode over the whole request, seeking to its first frame (and across long
+    gaps) rather than decoding from frame 0.
     """
 
     def __init__(self, path: str | Path, backend: str = "auto"):
