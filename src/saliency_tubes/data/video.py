@@ -7,6 +7,7 @@ of JPEG frames (sorted by name) is read like a video, decoding only the chosen f
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import signal
 import sys
@@ -167,25 +168,214 @@ class _PyAVBackend:
     ) -> tuple[np.ndarray, np.ndarray]:
         info = cls._header(path, timeout)
         indices = np.asarray(choose(info.num_frames, info.fps), dtype=np.int64)
-        wanted = set(int(i) for i in indices)
-        last = max(wanted, default=-1)
-        decoded: dict[int, np.ndarray] = {}
-        with av.open(str(path), timeout=timeout) as container:
+        wanted = sorted(set(int(i) for i in indices))
+        if wanted and wanted[0] < 0:
+            raise VideoReadError(f"{path}: frame {wanted[0]} requested")
+        decoded = dict(_PyAVFrames(path, timeout).frames(wanted))
+        return np.stack([decoded[int(i)] for i in indices]), indices
+
+
+class _PyAVFrames:
+    """Chosen frames of one video, decoded with PyAV in increasing order, upright (as decord gives them).
+
+    A wanted frame far ahead of the decoder (more than :attr:`SEEK_GAP` frames, or more than the longest keyframe
+    interval seen so far) is reached by seeking to the keyframe at or before it and decoding forward, so a clip at
+    the end of an hour-long video does not decode the hour before it. After a seek a frame's index comes from its
+    timestamp: ``(pts - pts of frame 0) / ticks per frame``, with frame 0 the first frame a decode from the start
+    yields (streams that do not start at 0 included). That is trusted only while it holds exactly: the stream has a
+    constant frame rate (FFmpeg's base rate equals its average rate), every frame has a timestamp on that grid,
+    decoding starts at a keyframe at or before the wanted frame, and frames follow one another with no index
+    skipped or repeated (B-frames are reordered by the decoder, so its output is in presentation order). When
+    any of this fails (variable frame rate, a seek that lands late or cannot be done, a gap) the video is decoded
+    from the start, counting frames, as without seeking: never a wrong frame.
+    """
+
+    SEEK_GAP = 64
+    frames_decoded = 0  # frames PyAV has handed over in this process (tests and benchmarks read it)
+
+    def __init__(self, path: Path, timeout: float | None = None, seek: bool = True):
+        self.path, self.timeout, self.seek = path, timeout, seek
+        self.seeks = 0  # seeks whose landing was accepted
+        self.restarted = False  # a seek could not be trusted: the rest was decoded from the start
+
+    def frames(self, indices: Sequence[int]) -> Iterator[tuple[int, np.ndarray]]:
+        """``(index, H×W×3 RGB frame)`` for each of ``indices`` (increasing, no repeats)."""
+        if not indices:
+            return
+        with av.open(str(self.path), timeout=self.timeout) as container:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
-            for i, frame in enumerate(container.decode(stream)):
-                if i in wanted:
-                    decoded[i] = np.rot90(
-                        frame.to_ndarray(format="rgb24"), _quarter_turns(frame.rotation)
-                    )  # upright, as decord
-                if i >= last:
+            seeking = _SeekingDecoder(container, stream, self.path, self.timeout) if self.seek else None
+            try:
+                yield from self._frames(container, stream, list(indices), seeking)
+            except _SeekFailed as failed:  # decode the rest from the start, counting frames
+                self.restarted = True
+                yield from self._sequential(failed.next_index, list(indices))
+
+    def _frames(self, container, stream, indices: list[int], seeking) -> Iterator[tuple[int, np.ndarray]]:
+        decoder = self._decode(container, stream)
+        position = -1  # index of the last frame decoded
+        by_pts = False  # after a seek: indices from timestamps
+        for k in indices:
+            may_seek = seeking is not None
+            while True:
+                if may_seek and position >= 0 and k - position > max(self.SEEK_GAP, seeking.longest_gop):
+                    may_seek = False  # one seek per wanted frame: the landing may be further back than the gap
+                    if not seeking.ready():
+                        seeking = None  # timestamps cannot be trusted: decode forward
+                    else:
+                        decoder, position, by_pts = seeking.seek_to(k, self._decode), -1, True
+                        self.seeks += 1
+                frame = next(decoder, None)
+                if frame is None:
+                    if by_pts:  # the timestamps may be wrong rather than the video short: count from the start
+                        raise _SeekFailed(k)
+                    raise VideoReadError(f"{self.path}: frame {k} requested, video has {position + 1}")
+                if by_pts:
+                    index = seeking.index_of(frame, position, k)
+                else:
+                    index = position + 1
+                    if seeking is not None and index == 0:
+                        seeking.first_frame(frame)
+                if seeking is not None and frame.key_frame:
+                    seeking.keyframe(index)
+                position = index
+                if index == k:
+                    yield k, _upright(frame)
                     break
-        missing = wanted - decoded.keys()
-        if missing:
-            raise VideoReadError(
-                f"{path}: frame {min(missing)} requested, video has {len(decoded) and max(decoded) + 1}"
-            )
-        return np.stack([decoded[int(i)] for i in indices]), indices
+                if index > k:  # cannot happen in a count; after a seek it means the timestamps lied
+                    raise _SeekFailed(k)
+
+    def _sequential(self, start: int, indices: list[int]) -> Iterator[tuple[int, np.ndarray]]:
+        rest = [i for i in indices if i >= start]
+        with av.open(str(self.path), timeout=self.timeout) as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            yield from self._frames(container, stream, rest, None)
+
+    @classmethod
+    def _decode(cls, container, stream) -> Iterator:
+        for frame in container.decode(stream):
+            cls.frames_decoded += 1
+            yield frame
+
+
+class _SeekFailed(Exception):
+    """A seek (or the timestamps after it) cannot be trusted: decode from the start instead."""
+
+    def __init__(self, next_index: int):
+        super().__init__(next_index)
+        self.next_index = next_index
+
+
+class _SeekingDecoder:
+    """Seeks by frame index and checks that what follows is the frame the sequential decode would give.
+
+    A frame's index is its place in presentation order. Two ways to get it from a timestamp:
+
+    - the grid: ``(pts - pts of frame 0) / ticks per frame``, where the header shows a constant frame rate with
+      no frame missing (base rate = average rate, and frame count × ticks per frame = the stream's duration: MP4
+      and MOV files have both in their index);
+    - the table: every packet's timestamp, read by demuxing the whole file without decoding (containers without
+      a frame count such as Matroska/WebM, and variable frame rates), sorted: index = rank. It is built on the
+      first seek only.
+    """
+
+    LANDING_TRIES = (0, 1, 4)  # a late landing seeks again this many keyframe intervals earlier
+
+    def __init__(self, container: av.container.InputContainer, stream: av.VideoStream, path: Path, timeout) -> None:
+        self.container, self.stream, self.path, self.timeout = container, stream, path, timeout
+        self.first_pts: int | None = None
+        self.ticks: Fraction | None = None  # time_base units per frame, on the grid
+        self.table: dict[int, int] | None = None  # pts -> index
+        self.table_pts: list[int] = []
+        self.usable = True
+        self.last_key = -1
+        self.longest_gop = 0  # the longest keyframe interval seen, in frames
+        rate, base, tb = stream.average_rate, stream.base_rate, stream.time_base
+        if rate and base and tb and rate == base and stream.frames > 0 and stream.duration:
+            ticks = 1 / (Fraction(rate) * Fraction(tb))
+            if stream.frames * ticks == stream.duration:
+                self.ticks = ticks
+
+    def first_frame(self, frame) -> None:
+        """Frame 0 of the sequential decode: timestamps count from its own."""
+        self.first_pts = frame.pts
+        self.usable = frame.pts is not None
+
+    def keyframe(self, index: int) -> None:
+        if self.last_key >= 0 and index > self.last_key:
+            self.longest_gop = max(self.longest_gop, index - self.last_key)
+        self.last_key = index
+
+    def ready(self) -> bool:
+        """Whether frames can be found by timestamp (builds the table when the grid does not apply)."""
+        if not self.usable or self.first_pts is None:
+            return False
+        if self.ticks is None and self.table is None:
+            self.usable = self._build_table()
+        return self.usable
+
+    def _build_table(self) -> bool:
+        with av.open(str(self.path), timeout=self.timeout) as container:
+            stream = container.streams.video[0]
+            pts = [p.pts for p in container.demux(stream) if p.size > 0 and not p.is_discard]
+        if not pts or any(t is None for t in pts) or len(set(pts)) != len(pts):
+            return False
+        self.table_pts = sorted(pts)
+        if self.table_pts[0] != self.first_pts:  # the decoder drops or adds frames the packets do not show
+            return False
+        self.table = {t: i for i, t in enumerate(self.table_pts)}
+        return True
+
+    def _index(self, frame) -> int | None:
+        if frame.pts is None:
+            return None
+        if self.table is not None:
+            return self.table.get(frame.pts)
+        assert self.first_pts is not None and self.ticks is not None
+        exact = (frame.pts - self.first_pts) / self.ticks
+        index = round(exact)
+        return index if abs(exact - index) < Fraction(1, 4) else None
+
+    def _pts(self, index: int) -> int:
+        if self.table is not None:
+            return self.table_pts[min(index, len(self.table_pts) - 1)]
+        assert self.first_pts is not None and self.ticks is not None
+        return self.first_pts + int(index * self.ticks)
+
+    def seek_to(self, k: int, decode: Callable) -> Iterator:
+        """A decoder whose first frame is the keyframe at or before frame ``k`` (the frames before it are dropped)."""
+        for back in self.LANDING_TRIES:
+            target = max(k - back * max(self.longest_gop, _PyAVFrames.SEEK_GAP), 0)
+            try:
+                self.container.seek(self._pts(target), stream=self.stream, backward=True, any_frame=False)
+            except Exception:  # the container cannot seek
+                raise _SeekFailed(k) from None
+            decoder = decode(self.container, self.stream)
+            for frame in decoder:  # frames before the first keyframe may lack their references: not trusted
+                if frame.key_frame:
+                    break
+            else:
+                raise _SeekFailed(k)
+            index = self._index(frame)
+            if index is None or index < 0:
+                raise _SeekFailed(k)
+            if index <= k:
+                self.last_key = index
+                return itertools.chain([frame], decoder)
+        raise _SeekFailed(k)
+
+    def index_of(self, frame, previous: int, wanted: int) -> int:
+        """The index of a frame decoded after a seek: it must follow ``previous`` (-1: the landing keyframe)."""
+        index = self._index(frame)
+        if index is None or (previous >= 0 and index != previous + 1):
+            raise _SeekFailed(wanted)
+        return index
+
+
+def _upright(frame) -> np.ndarray:
+    return np.rot90(frame.to_ndarray(format="rgb24"), _quarter_turns(frame.rotation))
 
 
 class _FrameFolderBackend:
@@ -311,7 +501,8 @@ class VideoStream:
     once: whole videos are explained in bounded memory. Opening reads only the header (frame count, frame rate).
 
     decord reads each chunk with one ``get_batch`` from one reader; PyAV (the fallback when decord cannot open the
-    file, or ``backend="pyav"``) runs one sequential decode over the whole request.
+    file, or ``backend="pyav"``) runs one decode over the whole request, seeking to its first frame (and across long
+    gaps) rather than decoding from frame 0.
     """
 
     def __init__(self, path: str | Path, backend: str = "auto"):
@@ -363,30 +554,20 @@ class VideoStream:
             yield from self._pyav_chunks(indices, chunk)
 
     def _pyav_chunks(self, indices: np.ndarray, chunk: int) -> Iterator[np.ndarray]:
-        wanted = iter(indices.tolist())
-        next_index = next(wanted, None)
+        """One PyAV decode over the whole request; it seeks to the first wanted frame (and across long gaps)."""
         batch: list[np.ndarray] = []
-        try:
-            container = av.open(str(self.path))
-        except Exception as exc:
-            raise VideoReadError(f"{self.path}: cannot decode as video ({_reason(exc)})") from None
-        with container:
-            stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
-            decoded = container.decode(stream)
-            i = -1
-            while next_index is not None:
-                try:
-                    frame = next(decoded, None)
-                except Exception as exc:
-                    raise VideoReadError(f"{self.path}: cannot decode as video ({_reason(exc)})") from None
-                if frame is None:
-                    raise VideoReadError(f"{self.path}: frame {next_index} requested, the video ended before it")
-                i += 1
-                if i != next_index:
-                    continue
-                batch.append(np.rot90(frame.to_ndarray(format="rgb24"), _quarter_turns(frame.rotation)))
-                next_index = next(wanted, None)
-                if len(batch) == chunk or next_index is None:
-                    yield np.stack(batch)
-                    batch = []
+        frames = _PyAVFrames(self.path).frames(indices.tolist())
+        while True:
+            try:
+                item = next(frames, None)
+            except VideoReadError:
+                raise
+            except Exception as exc:
+                raise VideoReadError(f"{self.path}: cannot decode as video ({_reason(exc)})") from None
+            if item is not None:
+                batch.append(item[1])
+            if batch and (len(batch) == chunk or item is None):
+                yield np.stack(batch)
+                batch = []
+            if item is None:
+                return
