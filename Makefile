@@ -45,6 +45,7 @@ benchmark: $(STAMP)
 	$(PY) benchmarks/train_step.py
 	$(PY) benchmarks/decode.py
 	$(PY) benchmarks/decode.py --memory
+	$(PY) benchmarks/long_video.py
 
 clean:
 	rm -rf $(VENV) wandb lightning_logs .pytest_cache
