@@ -85,7 +85,8 @@ def check_video(page, handle, wait_ms: int = 800) -> dict:
     """Load one ``<video>`` (the pages load lazily), wait for ``readyState >= 2``, play it for ``wait_ms`` and
     return ``{readyState, duration, t0, t1, src}``; ``t1 > t0`` when it played."""
     handle.scroll_into_view_if_needed()
-    handle.evaluate("v => { if (v.readyState < 2) { v.preload = 'auto'; v.load(); } }")
+    # as the page's script does for what is on screen: one load() per video (a second would abort the first request)
+    handle.evaluate("v => { if (v.preload === 'none') { v.preload = 'auto'; v.load(); } }")
     page.wait_for_function("v => v.readyState >= 2 || v.error", arg=handle, timeout=15000)
     state = handle.evaluate(
         "v => ({readyState: v.readyState, duration: v.duration, t0: v.currentTime, src: v.currentSrc,"
