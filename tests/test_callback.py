@@ -12,7 +12,7 @@ from saliency_tubes.data import VideoDataModule, read_frames, video_info
 from saliency_tubes.lightning import RunCheckpoint, SaliencyTubesCallback, VideoClassifier
 from saliency_tubes.lightning.callback import balanced_indices
 
-from helpers.wandb_records import artifact_files, history
+from helpers.wandb_records import artifact_files, history, metric_definitions
 
 ARCH = {"width": 4, "conv1_t_size": 3, "no_max_pool": True}
 
@@ -74,17 +74,18 @@ def test_callback_logs_videos_table_and_mass_to_an_offline_wandb_run(tmp_path, t
         frames = read_frames(v, range(4))
         assert frames.std() > 5
 
+    # one incremental table: each epoch's log uploads that epoch's rows only
     tables = sorted((run_dir / "files" / "media" / "table" / "tubes").glob("table_*.table.json"))
     assert len(tables) == 2
-    epochs = set()
+    epochs = []
     for t in tables:
         content = json.loads(t.read_text())
         assert content["columns"] == ["epoch", "sample", "true", "predicted", "confidence", "video", "tube"]
         assert len(content["data"]) == 3
         assert all(row[2] in dm.class_names and row[3] in dm.class_names and 0 < row[4] <= 1 for row in content["data"])
         assert [row[5:] for row in content["data"]] == [["Video", "Image"]] * 3
-        epochs |= {row[0] for row in content["data"]}
-    assert epochs == {0, 1}
+        epochs += [row[0] for row in content["data"]]
+    assert sorted(epochs) == [0, 0, 0, 1, 1, 1]
 
     run_file = next(run_dir.glob("run-*.wandb"))
     rows = history(run_file)
@@ -92,6 +93,11 @@ def test_callback_logs_videos_table_and_mass_to_an_offline_wandb_run(tmp_path, t
     shares = [r["val/mask_share"] for r in rows if "val/mask_share" in r]
     assert len(masses) == 2 and all(0 <= m <= 1 for m in masses)
     assert len(shares) == 2 and all(0 < s < 0.5 for s in shares)
+    table_rows = [r for r in rows if "tubes/table/_type" in r]
+    assert [r["tubes/table/_type"] for r in table_rows] == ["incremental-table-file"] * 2
+    assert [(r["tubes/table/increment_num"], r["tubes/table/nrows"]) for r in table_rows] == [(0, 3), (1, 6)]
+    assert len(table_rows[-1]["tubes/table/previous_increments_paths"]) == 1
+    assert metric_definitions(run_file)["tubes/*"] == "epoch"
     video_rows = [r for r in rows if "tubes/sample_0/_type" in r or isinstance(r.get("tubes/sample_0"), dict)]
     assert len(video_rows) == 2
     assert any("val/acc_top1" in r for r in rows) and any("train/loss" in r for r in rows)

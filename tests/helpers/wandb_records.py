@@ -68,3 +68,14 @@ def artifact_files(run_file: str | Path) -> dict[str, list[tuple[str, str]]]:
             art = record.artifact
             found.setdefault(art.name, []).extend((e.path, e.local_path) for e in art.manifest.contents)
     return found
+
+
+def metric_definitions(run_file: str | Path) -> dict[str, str]:
+    """``{metric name or glob: its step metric}`` of the run's ``define_metric`` calls ("" for none)."""
+    found = {}
+    for payload in _payloads(Path(run_file).read_bytes()):
+        record = wandb_internal_pb2.Record()
+        record.ParseFromString(payload)
+        if record.WhichOneof("record_type") == "metric":
+            found[record.metric.name or record.metric.glob_name] = record.metric.step_metric
+    return found

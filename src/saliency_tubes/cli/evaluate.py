@@ -96,7 +96,9 @@ def run_evaluation(args: argparse.Namespace, model: torch.nn.Module, info: Model
     console = Console()
     print_table(rows, console if console.is_terminal else Console(width=200))  # files and pipes: no wrapping
     csv_path, json_path = write_tables(rows, out)
-    print(f"Wrote {csv_path} and {json_path}")
+    from ..report import write_evaluation_page
+
+    print(f"Wrote {csv_path}, {json_path} and {write_evaluation_page(rows, out, (*LOCALISATION, *FAITHFULNESS))}")
     return 0
 
 

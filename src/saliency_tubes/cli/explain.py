@@ -4,7 +4,7 @@ Argument parsing and calls only: the pipeline is :class:`saliency_tubes.explain.
 written by :func:`saliency_tubes.explain.write_explanation` (see the README, "What explain.py writes"). torch is
 imported after the arguments are parsed, so ``--help`` and argument errors answer at once.
 Exit status: 0 when every input succeeded, 1 when some failed (one line each on stderr), 2 for a bad checkpoint
-or bad arguments.
+or bad arguments. ``OUT/index.html`` (:mod:`saliency_tubes.report`) shows every explained video and failed input.
 """
 
 from __future__ import annotations
@@ -68,9 +68,7 @@ def device(name: str):
     import torch
 
     try:
-        return torch.device(
-            "cuda" if name == "auto" and torch.cuda.is_available() else "cpu" if name == "auto" else name
-        )
+        return torch.device(("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name)
     except RuntimeError as exc:
         raise SaliencyTubesError(f"--device {name!r}: {exc}") from None
 
@@ -102,6 +100,7 @@ def explain_inputs(args: argparse.Namespace, model, info, on) -> int:
     from ..explain.output import safe_name, unique_name
     from ..explain.video import find_inputs
     from ..fs import ensure_writable_dir
+    from ..report import write_explanation_index
 
     target = None if args.target == "pred" else info.class_index(args.target)
     if target is not None and args.topk != 1:
@@ -110,7 +109,7 @@ def explain_inputs(args: argparse.Namespace, model, info, on) -> int:
         model, info, args.method, args.layer, not args.keep_negative, on, args.batch_size, args.max_frames
     )
     out_root = ensure_writable_dir(args.out, "--out results")
-    inputs, failures, taken = find_inputs(args.inputs), 0, set[str]()
+    inputs, done, failed, taken = find_inputs(args.inputs), [], [], set[str]()
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
     with Progress(*columns, console=Console(stderr=True)) as progress:
         task = progress.add_task("Explaining videos", total=len(inputs))
@@ -124,7 +123,7 @@ def explain_inputs(args: argparse.Namespace, model, info, on) -> int:
                         explainer.explain(path, target, args.topk), partial, args.alpha, focus=not args.no_focus
                     )
                     shutil.rmtree(final, ignore_errors=True)
-                    partial.rename(final)
+                    done.append((shown, partial.rename(final)))
                     top = result["predictions"][0]
                     progress.console.print(
                         f"{shown}: {top['class']} (p={top['probability']:.2f}) → {final}", soft_wrap=True
@@ -133,10 +132,11 @@ def explain_inputs(args: argparse.Namespace, model, info, on) -> int:
                     shutil.rmtree(partial, ignore_errors=True)
                     error = str(exc)
             if error is not None:
-                failures += 1
+                failed.append((shown, error))
                 progress.console.print(f"error: {error}", style="red", highlight=False, soft_wrap=True)
             progress.advance(task)
-    return 1 if failures else 0
+    print(f"Wrote {write_explanation_index(out_root, done, failed)}")
+    return 1 if failed else 0
 
 
 def main(argv: list[str] | None = None) -> None:

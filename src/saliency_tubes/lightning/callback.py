@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 import numpy as np
 import pytorch_lightning as pl
@@ -15,7 +16,8 @@ from ..errors import first_line
 from ..explain import VideoExplanation, explain, get_method, mask_share, tube_mass_in_gt, write_explanation
 from ..explain.faithfulness import Baseline, deletion_insertion
 from ..explain.methods import MethodName
-from .loggers import TubeMedia, adapters_for
+from ..report import append_metrics, build_run_report, write_confusion, write_run_info
+from .loggers import LoggerAdapter, TubeMedia, adapters_for
 from .run_checkpoint import run_folder
 
 log = logging.getLogger(__name__)
@@ -64,6 +66,9 @@ class SaliencyTubesCallback(pl.Callback):
         faithfulness_baseline: what deleted cells become: ``blur`` (the blurred clip) or ``zero`` (the
             normalisation mean).
         focus: also write the alpha "focus" PNGs of every sample.
+        report: after every validation epoch, write ``<run folder>/report.html`` (:mod:`saliency_tubes.report`:
+            curves, the samples × epochs grid, the confusion matrix), from ``run.json``, ``metrics.jsonl`` and
+            ``confusion.json`` that the callback keeps beside it, whatever logger is attached.
     """
 
     def __init__(
@@ -80,6 +85,7 @@ class SaliencyTubesCallback(pl.Callback):
         faithfulness_steps: int = 32,
         faithfulness_baseline: Baseline = "blur",
         focus: bool = False,
+        report: bool = True,
     ):
         super().__init__()
         if num_samples < 1 or every_n_epochs < 1:
@@ -98,6 +104,13 @@ class SaliencyTubesCallback(pl.Callback):
         self._samples: list[dict] | None = None
         self._indices: list[int] | None = None  # which validation videos; saved in checkpoints
         self._warned: set[str] = set()
+        self.report = report
+        self.report_seconds: list[float] = []  # time spent on the run report per validation epoch (rank zero)
+        self._adapters: tuple[tuple[int, ...], list[LoggerAdapter]] | None = None
+        self._loss_sum: torch.Tensor | None = None
+        self._loss_count = 0
+        self._epoch_scalars: dict[str, float] = {}
+        self._confusion: list[list[int]] | None = None
 
     def _select(self, dataset: VideoClipDataset) -> list[dict]:
         if self._indices is None or max(self._indices, default=-1) >= len(dataset):
@@ -121,8 +134,24 @@ class SaliencyTubesCallback(pl.Callback):
         self._indices = state_dict.get("indices")
         self._samples = None
 
+    # The run report's inputs: the training loss averaged over the epoch's steps (summed on the device, so no
+    # step waits on a copy to the host), and the validation confusion matrix the module accumulates.
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._loss_sum, self._loss_count = None, 0
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch, batch_idx):
+        loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
+        if self.report and isinstance(loss, torch.Tensor):
+            loss = loss.detach().float()
+            self._loss_sum = loss if self._loss_sum is None else self._loss_sum + loss
+            self._loss_count += 1
+
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if trainer.sanity_checking or (trainer.current_epoch + 1) % self.every_n_epochs:
+        if trainer.sanity_checking:
+            return
+        if self.report:
+            self._collect_for_report(trainer, pl_module)
+        if (trainer.current_epoch + 1) % self.every_n_epochs:
             return
         scores = self._explain_and_log(trainer, pl_module)  # rank zero only: None on the other ranks
         # Every rank takes part in these collectives (the broadcast, then the mean of equal values), so
@@ -130,6 +159,75 @@ class SaliencyTubesCallback(pl.Callback):
         scores = trainer.strategy.broadcast(scores, src=0)
         for name, value in (scores or {}).items():
             pl_module.log(name, value, sync_dist=True)
+
+    def _collect_for_report(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """On every rank (the sums are collectives): the epoch's mean training loss and the confusion matrix."""
+        self._epoch_scalars, self._confusion = {}, None
+        if self._loss_sum is not None:
+            total = trainer.strategy.reduce(self._loss_sum.clone(), reduce_op="sum")
+            count = trainer.strategy.reduce(
+                torch.tensor(float(self._loss_count), device=self._loss_sum.device), reduce_op="sum"
+            )
+            self._epoch_scalars["train/loss"] = float(total / count)
+        confusion = getattr(pl_module, "val_confusion", None)
+        if confusion is not None and getattr(confusion, "update_called", False):
+            self._confusion = confusion.compute().long().tolist()  # torchmetrics sums it over the ranks
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.report and not trainer.sanity_checking:
+            self._write_report(trainer, pl_module)
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.report and trainer.is_global_zero:
+            write_run_info(run_folder(trainer), self._run_info(trainer, pl_module))
+
+    def _run_info(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict:
+        hp = dict(getattr(pl_module, "hparams", {}))
+        datamodule = getattr(trainer, "datamodule", None)
+        data = dict(getattr(datamodule, "hparams", {}))
+        classes = hp.pop("class_names", None) or getattr(datamodule, "class_names", None)
+        data.pop("class_names", None)
+        return {
+            "run": run_folder(trainer).name,
+            "model": hp.pop("arch", type(pl_module).__name__),
+            "dataset": str(data.pop("root", "?")),
+            "classes": list(classes or []),
+            "model settings": hp,
+            "data settings": data,
+            "trainer": {"max_epochs": trainer.max_epochs, "precision": str(trainer.precision)},
+            "tubes": {"method": self.method, "layer": self.layer, "samples": self.num_samples},
+        }
+
+    @rank_zero_only
+    def _write_report(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        start = time.perf_counter()
+        run_dir = run_folder(trainer)
+        row: dict[str, float | int] = {"epoch": trainer.current_epoch, "step": trainer.global_step}
+        for name, value in trainer.callback_metrics.items():
+            if isinstance(value, torch.Tensor) and value.numel() == 1:
+                row[name] = float(value)
+        row.update(self._epoch_scalars)  # the epoch's mean training loss rather than its last step
+        try:
+            append_metrics(run_dir, row)
+            if self._confusion is not None:
+                classes = list(getattr(pl_module, "hparams", {}).get("class_names") or [])
+                classes = (
+                    classes if len(classes) == len(self._confusion) else [str(i) for i in range(len(self._confusion))]
+                )
+                write_confusion(run_dir, trainer.current_epoch, classes, self._confusion)
+            build_run_report(run_dir)
+        except OSError as exc:  # a full disk must not stop training; the page can be rebuilt later
+            if "report" not in self._warned:
+                rank_zero_warn(f"SaliencyTubesCallback: could not write the run report in {run_dir}: {exc}")
+                self._warned.add("report")
+        self.report_seconds.append(time.perf_counter() - start)
+
+    def _adapters_for(self, trainer: pl.Trainer) -> list[LoggerAdapter]:
+        """One adapter per logger, kept for the whole run (W&B's incremental table lives in its adapter)."""
+        key = tuple(id(logger) for logger in trainer.loggers)
+        if self._adapters is None or self._adapters[0] != key:
+            self._adapters = (key, adapters_for(trainer.loggers, self.fps))
+        return self._adapters[1]
 
     @rank_zero_only
     def _explain_and_log(self, trainer: pl.Trainer, pl_module: pl.LightningModule):
@@ -198,7 +296,7 @@ class SaliencyTubesCallback(pl.Callback):
             scores["val/deletion_auc"] = float(curves["deletion_auc"].mean())
             scores["val/insertion_auc"] = float(curves["insertion_auc"].mean())
 
-        for adapter in adapters_for(trainer.loggers, self.fps):
+        for adapter in self._adapters_for(trainer):
             try:
                 adapter.log_media(media, trainer.global_step, epoch)
             except Exception as exc:  # the tubes are on disk already; a logging failure must not stop training

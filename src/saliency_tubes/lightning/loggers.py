@@ -70,19 +70,30 @@ def adapters_for(loggers: list[Logger], fps: float) -> list[LoggerAdapter]:
 
 @register_adapter
 class WandbAdapter(LoggerAdapter):
-    """Videos ``tubes/sample_<i>`` and the table ``tubes/table`` (epoch, sample, true, predicted, confidence,
-    video, tube plot), in one W&B step with ``epoch``."""
+    """Videos ``tubes/sample_<i>`` and one incremental table ``tubes/table`` (epoch, sample, true, predicted,
+    confidence, video, tube plot) that grows by one row per sample and epoch (``log_mode="INCREMENTAL"``: each log
+    uploads only the new rows, and the dashboard shows them as one table to group by sample and compare epochs).
+    ``epoch`` is declared the step metric of ``tubes/*``."""
 
     logger_type = WandbLogger
+    COLUMNS: list[str | int] = ["epoch", "sample", "true", "predicted", "confidence", "video", "tube"]
+
+    def __init__(self, logger: Any, fps: float):
+        super().__init__(logger, fps)
+        self.table: Any = None
 
     def log_media(self, media: list[TubeMedia], step: int, epoch: int) -> None:
         import wandb
 
-        table = wandb.Table(columns=["epoch", "sample", "true", "predicted", "confidence", "video", "tube"])
+        run = self.logger.experiment
+        if self.table is None:
+            self.table = wandb.Table(columns=self.COLUMNS, log_mode="INCREMENTAL")
+            run.define_metric("epoch")
+            run.define_metric("tubes/*", step_metric="epoch")
         logged: dict[str, Any] = {}
         for m in media:
             logged[f"tubes/sample_{m.sample}"] = wandb.Video(str(m.video), caption=m.caption, format="mp4")
-            table.add_data(
+            self.table.add_data(
                 m.epoch,
                 m.sample,
                 m.true,
@@ -91,8 +102,8 @@ class WandbAdapter(LoggerAdapter):
                 wandb.Video(str(m.video), caption=m.caption, format="mp4"),
                 wandb.Image(str(m.plot), caption=m.caption),
             )
-        logged["tubes/table"] = table
-        self.logger.experiment.log({**logged, "trainer/global_step": step, "epoch": epoch})
+        logged["tubes/table"] = self.table
+        run.log({**logged, "trainer/global_step": step, "epoch": epoch})
 
 
 @register_adapter

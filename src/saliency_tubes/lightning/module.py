@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from pytorch_lightning.utilities import AttributeDict, rank_zero_info
 from torch import nn
 from torchmetrics import MeanMetric
-from torchmetrics.classification import MulticlassAccuracy
+from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
 from ..data.transforms import KINETICS_MEAN, KINETICS_STD, mix_clips
 from ..errors import SaliencyTubesError
@@ -100,6 +100,8 @@ class VideoClassifier(pl.LightningModule):
         self.train_acc = MulticlassAccuracy(num_classes, top_k=1, average="micro")
         self.val_acc = MulticlassAccuracy(num_classes, top_k=1, average="micro")
         self.val_acc5 = MulticlassAccuracy(num_classes, top_k=top5, average="micro")
+        # counts only (a bincount per batch); summed over ranks when read (the callback's run report)
+        self.val_confusion = MulticlassConfusionMatrix(num_classes)
         self.val_loss = MeanMetric()  # weighted by clips, so it is exact across ranks of unequal size
         self.test_acc = MulticlassAccuracy(num_classes, top_k=1, average="micro")
         self.test_acc5 = MulticlassAccuracy(num_classes, top_k=top5, average="micro")
@@ -138,6 +140,9 @@ class VideoClassifier(pl.LightningModule):
         if mode:
             self._keep_frozen_in_eval()
         return self
+
+    def on_validation_epoch_start(self) -> None:
+        self.val_confusion.reset()
 
     def on_train_epoch_start(self) -> None:
         # Lightning does not call train() when fitting starts; it restores each module's mode after validation.
@@ -184,6 +189,7 @@ class VideoClassifier(pl.LightningModule):
         loss = F.cross_entropy(logits, batch["label"])
         self.val_acc(logits, batch["label"])
         self.val_acc5(logits, batch["label"])
+        self.val_confusion.update(logits, batch["label"])
         n = len(logits)
         self.val_loss.update(loss, weight=n)
         self.log("val/loss", self.val_loss, prog_bar=True, batch_size=n)
