@@ -1,6 +1,8 @@
 """A real training process killed with SIGKILL mid-epoch, resumed with --ckpt_path last, ends with the same
-weights and metrics as an uninterrupted run."""
+weights and metrics as an uninterrupted run: with every random draw of training on (Mixup, CutMix, dropout,
+RandAugment, random scale and crop) and the default two DataLoader workers."""
 
+import json
 import os
 import signal
 import subprocess
@@ -25,6 +27,7 @@ def _config(tmp_path: Path) -> Path:
     cfg = yaml.safe_load((REPO / "configs" / "default.yaml").read_text())
     cfg["trainer"]["callbacks"][0]["init_args"]["every_n_train_steps"] = 1
     cfg["trainer"]["deterministic"] = True
+    assert cfg["data"]["num_workers"] == 2  # what the test runs with
     path = tmp_path / "resume.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return path
@@ -34,6 +37,11 @@ def _cmd(config: Path, root: Path, *extra: str) -> list[str]:
     args = list(TINY_TRAIN)
     args[args.index("--trainer.max_epochs") + 1] = "4"
     args[args.index("--data.batch_size") + 1] = "4"
+    at = args.index("--data.num_workers")
+    del args[at : at + 2]  # the default (2 workers in default.yaml)
+    at = args.index("--model.arch_kwargs") + 1
+    args[at] = json.dumps({**json.loads(args[at]), "dropout": 0.5})
+    args += ["--model.mixup_alpha", "0.4", "--model.cutmix_alpha", "1.0", "--data.randaugment", "[2, 9]"]
     return [
         sys.executable,
         str(REPO / "train.py"),

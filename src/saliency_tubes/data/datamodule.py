@@ -101,6 +101,7 @@ class VideoDataModule(pl.LightningDataModule):
         self.test_dataset: MultiViewDataset | None = None
         self._train_sampler: ResumableSampler | None = None
         self._resume_batches = 0
+        self._resume_epoch: int | None = None
 
     @property
     def _hp(self) -> AttributeDict:
@@ -253,26 +254,41 @@ class VideoDataModule(pl.LightningDataModule):
         assert dataset is not None, "setup('fit') builds the training set"
         dataset.seed = torch.initial_seed() % 2**31
         sampler = ResumableSampler(dataset, num_replicas=world, rank=rank, seed=dataset.seed)
-        if self._resume_batches:
-            sampler.skip(self._resume_batches * self._hp.batch_size)
         self._train_sampler = sampler
+        self._resume_sampler()
         return self._loader(dataset, shuffle=True, sampler=sampler)
 
     # The position within the training epoch travels in checkpoints, so a run resumed from a mid-epoch checkpoint
     # trains on exactly the batches the interrupted run had not reached (the sampler's order depends only on the
-    # seed and the epoch, and each item's augmentation on seed, epoch and index).
+    # seed and the epoch, and each item's augmentation on seed, epoch and index). The epoch travels too: when
+    # resuming, Lightning builds the loader's iterator before it sets the sampler's epoch and does not build it again
+    # for the resumed epoch, and with workers the iterator draws its first indices from the sampler at once.
     def state_dict(self) -> dict:
         trainer = self.trainer
         if trainer is None or self._train_sampler is None:
             return {}
         done = cast(Any, trainer.fit_loop.epoch_loop.batch_progress.current).processed
-        per_epoch = len(self._train_sampler) // self._hp.batch_size  # drop_last
-        return {"train_batches_done": done % max(per_epoch, 1)}  # a finished epoch: the next starts afresh
+        per_epoch = max(len(self._train_sampler) // self._hp.batch_size, 1)  # drop_last
+        # a finished epoch: the next starts afresh
+        epoch = self._train_sampler.epoch + done // per_epoch
+        return {"train_batches_done": done % per_epoch, "train_epoch": epoch}
 
     def load_state_dict(self, state: dict) -> None:
         self._resume_batches = int(state.get("train_batches_done", 0))
-        if self._train_sampler is not None:  # the loader was built already (Lightning sizes it before restoring)
-            self._train_sampler.skip(self._resume_batches * self._hp.batch_size)
+        self._resume_epoch = state.get("train_epoch")
+        self._resume_sampler()
+
+    def _resume_sampler(self) -> None:
+        """Start the training sampler where the checkpoint being resumed from left off (the loader may have been
+        built before or after the checkpoint's state was loaded: Lightning sizes it early)."""
+        sampler = self._train_sampler
+        if sampler is None:
+            return
+        if self._resume_epoch is not None:
+            sampler.set_epoch(int(self._resume_epoch))
+        if self._resume_batches:
+            sampler.skip(self._resume_batches * self._hp.batch_size)
+        self._resume_batches, self._resume_epoch = 0, None  # once: a reloaded loader starts its epoch afresh
 
     def val_dataloader(self) -> DataLoader:
         assert self.val_dataset is not None, "setup('fit'/'validate') builds the validation set"

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, Literal, cast
 
+import numpy as np
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
@@ -148,6 +150,34 @@ class VideoClassifier(pl.LightningModule):
         # Lightning does not call train() when fitting starts; it restores each module's mode after validation.
         self._keep_frozen_in_eval()
 
+    # Exact resumption: checkpoints do not hold the RNG states (Lightning 2.6 neither saves nor restores them), and
+    # what a fresh process has drawn before a step differs from what the interrupted one had (DataLoader iterators
+    # draw their workers' base seed, for one). So every random draw of a training step derives from the seed that
+    # seed_everything set (the same again when resuming, and the one the data module seeds its items with), the rank,
+    # the epoch and the batch's position in it: Mixup/CutMix from a generator of their own, the forward pass (dropout,
+    # stochastic layers) under the global CPU and accelerator RNGs seeded for the step and restored afterwards.
+    def on_fit_start(self) -> None:
+        self._train_seed = torch.initial_seed()
+
+    def _step_seeds(self, batch_idx: int) -> tuple[int, int]:
+        """``(Mixup/CutMix seed, forward-pass seed)`` of training batch ``batch_idx`` of the current epoch."""
+        seed = getattr(self, "_train_seed", None)
+        if seed is None:  # training_step called outside Trainer.fit
+            seed = self._train_seed = torch.initial_seed()
+        key = [seed, self.global_rank, self.current_epoch, batch_idx]
+        mix, forward = np.random.SeedSequence(key).generate_state(2, dtype=np.uint64)
+        return int(mix) >> 1, int(forward) >> 1  # torch seeds are below 2**63
+
+    @contextmanager
+    def _seeded_rng(self, seed: int) -> Iterator[None]:
+        """The global RNGs of the CPU and of this module's device seeded with ``seed``; their states are restored on
+        exit."""
+        device = self.device
+        devices = [] if device.type == "cpu" else [device.index if device.index is not None else 0]
+        with torch.random.fork_rng(devices=devices, device_type="cuda" if device.type == "cpu" else device.type):
+            torch.manual_seed(seed)
+            yield
+
     def forward(self, clips: torch.Tensor) -> torch.Tensor:
         if self._channels_last:
             clips = clips.contiguous(memory_format=torch.channels_last_3d)
@@ -155,8 +185,11 @@ class VideoClassifier(pl.LightningModule):
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         hp = self._hp
-        clips, partner, lam = mix_clips(batch["clip"], hp.mixup_alpha, hp.cutmix_alpha)
-        logits = self(clips)
+        mix_seed, forward_seed = self._step_seeds(batch_idx)
+        mix_rng = torch.Generator().manual_seed(mix_seed)
+        clips, partner, lam = mix_clips(batch["clip"], hp.mixup_alpha, hp.cutmix_alpha, generator=mix_rng)
+        with self._seeded_rng(forward_seed):
+            logits = self(clips)
         loss = lam * F.cross_entropy(logits, batch["label"], label_smoothing=hp.label_smoothing)
         if lam < 1:
             loss = loss + (1 - lam) * F.cross_entropy(

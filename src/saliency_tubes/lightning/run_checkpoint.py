@@ -1,5 +1,5 @@
 """ModelCheckpoint that writes to ``<root>/<run>/``: one folder per run, named after the start time and the
-logger's run id, so runs never overwrite each other; every file is written atomically."""
+logger's run id, so runs never overwrite each other; every file is written atomically and durably."""
 
 from __future__ import annotations
 
@@ -42,6 +42,7 @@ class RunCheckpoint(ModelCheckpoint):
         )
         self.root = root
         self.every_n_train_steps_for_last = every_n_train_steps
+        self._last_step_of_last = -1  # the step of the latest last.ckpt written every n steps
 
     def run_dir(self, trainer: pl.Trainer) -> Path:
         """This run's folder, chosen on first use (rank zero's choice is broadcast by ``setup``)."""
@@ -61,9 +62,14 @@ class RunCheckpoint(ModelCheckpoint):
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch, batch_idx: int
     ) -> None:
         super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
-        n = self.every_n_train_steps_for_last
-        if n and trainer.global_step % n == 0 and trainer.global_step != self._last_global_step_saved:
+        n, step = self.every_n_train_steps_for_last, trainer.global_step
+        if n and step % n == 0 and step not in (self._last_global_step_saved, self._last_step_of_last):
+            saved = self._last_global_step_saved
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+            # ModelCheckpoint saves nothing at a step it has saved at already: were this last.ckpt to count, an epoch
+            # ending on this step would get no top-k checkpoint (so with every_n_train_steps, no best checkpoint ever)
+            # and no last.ckpt after its validation.
+            self._last_global_step_saved, self._last_step_of_last = saved, step
 
     # Lightning writes last.ckpt only when a top-k checkpoint was written at the same step, so after the best epoch
     # last.ckpt would stop following training; resuming from "last" would then lose every later epoch.
@@ -86,9 +92,30 @@ class RunCheckpoint(ModelCheckpoint):
         partial = f"{filepath}.partial"
         super()._save_checkpoint(trainer, partial)
         if trainer.is_global_zero:
-            os.replace(partial, filepath)
+            replace_durably(partial, filepath)
         self._last_checkpoint_saved = filepath
         trainer.strategy.barrier("RunCheckpoint.rename")
+
+
+def replace_durably(source: str | Path, target: str | Path) -> None:
+    """Rename the written file ``source`` to ``target`` so that a crash of the machine (power loss, kernel panic)
+    leaves either the old ``target`` or the complete new one: ``source``'s data reaches the disk before the rename
+    (otherwise the rename may be persisted before the data, and ``target`` comes back empty or truncated), and the
+    folder after it (so the new name itself survives)."""
+    with open(source, "rb+") as f:
+        os.fsync(f.fileno())
+    os.replace(source, target)
+    _fsync_folder(Path(target).parent)
+
+
+def _fsync_folder(folder: Path) -> None:
+    if not hasattr(os, "O_DIRECTORY"):  # Windows: folders cannot be opened, NTFS journals the rename itself
+        return
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def run_folder(trainer: pl.Trainer) -> Path:
