@@ -6,11 +6,11 @@ actor moving through the whole clip, and clips of 4 frames 3 apart (a larger ste
 config's). The model is the default family (3D ResNet-10, stride-1 stages 3 and 4, every frame kept) at width 4,
 so the tubes come from an 8×8 grid, trained with AdamW. Training is deterministic (fixed seed, deterministic
 algorithms): the figures are the same on every run of one machine, and the thresholds leave a margin below them
-(measured: val acc 1.00, lift 2.35, deletion and insertion better than random on 100% of clips).
+(measured: val acc 0.958, lift 2.32, deletion better than random on 94% of clips, insertion on 92%).
 
-Thresholds: val acc ≥ 0.9 on 6 classes (chance 0.17); the training loss of the last epoch at most half that of
-the first steps; the CAM's lift (mass in the actor's mask ÷ the mask's share of the clip; a random map ≈ 1) ≥ 2,
-and deletion and insertion AUC better than a random map's on ≥ 80% of the clips. Deletion/insertion use the zero
+Thresholds: val acc ≥ 0.9 on 6 classes (chance 0.17); the mean training loss of the last epoch at most 0.6 of
+the first 10 steps' (measured: 1.86 → 0.81); the CAM's lift (mass in the actor's mask ÷ the mask's share of the
+clip; a random map ≈ 1) ≥ 2, and deletion and insertion AUC better than a random map's on ≥ 80% of the clips. Deletion/insertion use the zero
 baseline (cells replaced by the normalisation mean) as in Li et al.: a blurred 6-pixel disc at 32×32 is still a
 moving blob, so blurring measures the model's robustness to blur as much as the map.
 """
@@ -88,7 +88,7 @@ def test_training_learns_the_synthetic_task(trained):
     _, dm, _, trainer, losses = trained
     per_epoch = len(losses) // 3
     first, last = sum(losses[:10]) / 10, sum(losses[-per_epoch:]) / per_epoch
-    assert last <= 0.5 * first, f"training loss fell from {first:.3f} only to {last:.3f}"
+    assert last <= 0.6 * first, f"training loss fell from {first:.3f} only to {last:.3f}"
     acc = float(trainer.callback_metrics["val/acc_top1"])
     print(f"training loss {first:.3f} -> {last:.3f}, val acc {acc:.3f}")  # shown with pytest -s
     assert acc >= 0.9, f"val acc {acc:.3f} < 0.9 after {trainer.current_epoch} epochs (chance {1 / dm.num_classes:.2f})"
