@@ -26,7 +26,7 @@ def _offline_wandb(tmp_path_factory, monkeypatch):
 
 @pytest.fixture(scope="session")
 def tiny_dataset(tmp_path_factory) -> Path:
-    """A small synthetic dataset: 6 classes × (4 train + 2 val) videos of 12 frames at 32×32."""
+    """A small synthetic dataset: 6 classes × (4 train + 2 val + 1 test) videos of 12 frames at 32×32."""
     return generate(tmp_path_factory.mktemp("data") / "synthetic", TINY)
 
 

@@ -178,3 +178,13 @@ def test_validation_dataset_reads_centre_clips_in_any_layout(tmp_path, tiny_data
     item = synthetic.load(0, with_mask=True)  # the synthetic set has masks: --evaluate scores localisation
     assert item["clip"].shape == (3, 4, 16, 16)
     assert item["mask"].shape == (4, 16, 16) and item["mask"].dtype == torch.bool and item["mask"].any()
+
+    # --data.split_name: the synthetic set's held-out split, with its masks
+    args = build_parser().parse_args(
+        ["--checkpoint", "-", "--evaluate", "--data.root", str(tiny_dataset), "--data.split_name", "test"]
+    )
+    assert args.data_split_name == "test"
+    names = sorted(d.name for d in (tiny_dataset / "train").iterdir())
+    held_out = validation_set(args, ModelInfo("x", len(names), names, info.data))
+    assert len(held_out) == 6 and {p.parent.parent.name for p in held_out.videos} == {"test"}
+    assert held_out.load(0, with_mask=True)["mask"].any()

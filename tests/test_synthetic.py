@@ -14,7 +14,11 @@ from helpers.common import REPO, TINY
 
 
 def test_layout_masks_and_marker(tiny_dataset):
-    for split, per_class in (("train", TINY.train_per_class), ("val", TINY.val_per_class)):
+    for split, per_class in (
+        ("train", TINY.train_per_class),
+        ("val", TINY.val_per_class),
+        ("test", TINY.test_per_class),
+    ):
         assert sorted(d.name for d in (tiny_dataset / split).iterdir()) == sorted(SYNTHETIC_CLASSES)
         for cls in SYNTHETIC_CLASSES:
             videos = sorted((tiny_dataset / split / cls).glob("*.mp4"))
@@ -43,14 +47,15 @@ def test_decoding_round_trip(tiny_dataset):
 
 
 def test_deterministic_in_seed(tmp_path, tiny_dataset):
-    cfg = SyntheticConfig(train_per_class=1, val_per_class=1, num_frames=12, size=32, seed=TINY.seed)
+    cfg = SyntheticConfig(train_per_class=1, val_per_class=1, test_per_class=0, num_frames=12, size=32, seed=TINY.seed)
     again = generate(tmp_path / "again", cfg)
     for cls in SYNTHETIC_CLASSES:
         a, b = tiny_dataset / "val" / cls / "0000.mp4", again / "val" / cls / "0000.mp4"
         np.testing.assert_array_equal(load_mask(a), load_mask(b))
         np.testing.assert_array_equal(read_frames(a, range(12)), read_frames(b, range(12)))
     other = generate(
-        tmp_path / "other", SyntheticConfig(train_per_class=1, val_per_class=1, num_frames=12, size=32, seed=99)
+        tmp_path / "other",
+        SyntheticConfig(train_per_class=1, val_per_class=1, test_per_class=0, num_frames=12, size=32, seed=99),
     )
     assert not np.array_equal(
         load_mask(other / "val" / "grow" / "0000.mp4"), load_mask(again / "val" / "grow" / "0000.mp4")
@@ -60,7 +65,7 @@ def test_deterministic_in_seed(tmp_path, tiny_dataset):
 def test_same_seed_gives_identical_files_in_another_process(tmp_path):
     """102 videos generated here (a process whose heap holds torch, pytest and earlier tests) and in a fresh child
     process are byte-identical and decode to identical frames: every machine trains on the same data."""
-    cfg = SyntheticConfig(train_per_class=15, val_per_class=2, num_frames=12, size=32, seed=11)
+    cfg = SyntheticConfig(train_per_class=14, val_per_class=2, test_per_class=1, num_frames=12, size=32, seed=11)
     here = generate(tmp_path / "here", cfg)
     child = tmp_path / "child"
     code = (
@@ -115,7 +120,7 @@ def test_partial_motion_keeps_actor_still_outside_its_interval():
 
 
 def test_ensure_reuses_and_refuses_foreign_folders(tmp_path, caplog, capsys):
-    cfg = SyntheticConfig(train_per_class=1, val_per_class=1, num_frames=12, size=32)
+    cfg = SyntheticConfig(train_per_class=1, val_per_class=1, test_per_class=0, num_frames=12, size=32)
     with caplog.at_level(logging.INFO):
         root = ensure_synthetic(tmp_path / "s", cfg)
     said = [r.getMessage() for r in caplog.records if r.name.startswith("pytorch_lightning")]  # rank_zero_info
@@ -134,3 +139,39 @@ def test_ensure_reuses_and_refuses_foreign_folders(tmp_path, caplog, capsys):
     with pytest.raises(SaliencyTubesError, match="refusing"):
         ensure_synthetic(foreign, cfg, verbose=False)
     assert (foreign / "precious.txt").read_text() == "do not delete"
+
+
+def test_test_split_is_held_out_and_added_to_a_dataset_written_before_it(tmp_path, tiny_dataset, caplog):
+    """``test/`` has its own videos (none of train's or val's), and adding it changes no other split; a dataset whose
+    marker predates the test split gets it added, not silently reused without it nor rewritten whole."""
+    from saliency_tubes.data import VideoDataModule
+
+    frames = lambda p: read_frames(p, range(TINY.num_frames))  # noqa: E731
+    test_video = tiny_dataset / "test" / "grow" / "0000.mp4"
+    for split in ("train", "val"):
+        assert not np.array_equal(frames(test_video), frames(tiny_dataset / split / "grow" / "0000.mp4"))
+    dm = VideoDataModule(root=str(tiny_dataset), clip_len=4, input_size=32, num_workers=0)
+    dm.setup("fit")
+    used = {*dm.train_dataset.videos, *dm.val_dataset.videos}
+    assert used and not any(p.parent.parent.name == "test" for p in used)  # training never reads test/
+
+    old = SyntheticConfig(**{**asdict(TINY), "test_per_class": 0})
+    root = generate(tmp_path / "old", old)
+    marker = json.loads((root / MARKER).read_text())
+    del marker["config"]["test_per_class"]  # as written before the test split existed
+    (root / MARKER).write_text(json.dumps(marker))
+    assert not (root / "test").exists()
+    stamp = (root / "train" / "grow" / "0000.mp4").stat().st_mtime_ns
+    with caplog.at_level(logging.INFO):
+        ensure_synthetic(root, TINY)
+    assert any("Adding the held-out test split (6 videos)" in r.getMessage() for r in caplog.records)
+    assert (root / "train" / "grow" / "0000.mp4").stat().st_mtime_ns == stamp  # train/ and val/ kept
+    for cls in SYNTHETIC_CLASSES:  # the same test videos as a fresh generation
+        assert (root / "test" / cls / "0000.mp4").read_bytes() == (
+            tiny_dataset / "test" / cls / "0000.mp4"
+        ).read_bytes()
+        np.testing.assert_array_equal(
+            load_mask(root / "test" / cls / "0000.mp4"), load_mask(tiny_dataset / "test" / cls / "0000.mp4")
+        )
+    assert json.loads((root / MARKER).read_text())["config"] == asdict(TINY)
+    assert ensure_synthetic(root, TINY) == root and (root / "train" / "grow" / "0000.mp4").stat().st_mtime_ns == stamp

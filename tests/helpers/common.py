@@ -5,7 +5,7 @@ from pathlib import Path
 from saliency_tubes.data.synthetic import SyntheticConfig
 
 REPO = Path(__file__).resolve().parents[2]
-TINY = SyntheticConfig(train_per_class=4, val_per_class=2, num_frames=12, size=32, seed=3)
+TINY = SyntheticConfig(train_per_class=4, val_per_class=2, test_per_class=1, num_frames=12, size=32, seed=3)
 
 
 class Trap:

@@ -1,6 +1,9 @@
 """``python explain.py --evaluate``: how good are the explanations, per method, on a validation split.
 
-For every validation clip (centre clip, as in training) and every method, with the predicted class as target:
+``--data.split_name`` chooses the split (default ``val``): figures meant to judge a model belong on a split that
+neither trained it nor chose its checkpoint, such as the synthetic set's ``test``.
+
+For every clip (centre clip, as in training) and every method, with the predicted class as target:
 localisation against ground-truth masks where the dataset has them (mass in the mask, its lift over the mask's
 share, frame pointing game over the frames where the actor moves, temporal hit) and faithfulness (deletion and
 insertion AUC), the latter also for a random map, the reference every method must beat.
@@ -35,6 +38,14 @@ def add_arguments(group: argparse._ArgumentGroup, methods: list[str]) -> None:
     group.add_argument("--evaluate", action="store_true", help="score the methods on the validation split")
     group.add_argument("--data.root", dest="data_root", help="dataset folder (with masks: localisation too)")
     add_layout_arguments(group)
+    group.add_argument(
+        "--data.split_name",
+        dest="data_split_name",
+        default="val",
+        metavar="NAME",
+        help="split to score (default val; the synthetic set's held-out split is test). The folder layouts read "
+        "ROOT/NAME/; the others have one evaluation split, read for any NAME but train",
+    )
     group.add_argument("--methods", nargs="+", choices=methods, default=list(methods), help="methods to score")
     group.add_argument("--steps", type=int, default=128, help="deletion/insertion steps")
     group.add_argument("--grid", type=int, default=16, help="cells per frame side for deletion/insertion")
@@ -45,7 +56,8 @@ def add_arguments(group: argparse._ArgumentGroup, methods: list[str]) -> None:
 
 
 def validation_set(args: argparse.Namespace, info: ModelInfo) -> VideoClipDataset:
-    """The validation split of ``--data.root`` in ``--data.layout``, centre clips as the model was trained on."""
+    """The ``--data.split_name`` split (default ``val``) of ``--data.root`` in ``--data.layout``, centre clips as the
+    model was trained on."""
     from ..data.datasets import validation_dataset
     from ..data.layouts import layout_options
 
@@ -61,6 +73,7 @@ def validation_set(args: argparse.Namespace, info: ModelInfo) -> VideoClipDatase
         input_size=d.input_size,
         mean=d.mean,
         std=d.std,
+        split=args.data_split_name,
     )
 
 

@@ -261,11 +261,13 @@ def validation_dataset(
     backend: str = "auto",
     short_video: str = "loop",
     decode_timeout: float | None = None,
+    split: str = "val",
 ) -> VideoClipDataset:
-    """The ``val`` split of the dataset at ``root`` in ``layout``, read as in validation: the centre clip of each
-    video (or segment), the centre crop; ``dataset.load(i, with_mask=True)`` adds the ground-truth masks where the
-    dataset has them. ``class_names`` (a model's) fixes the label order; ``None``: the layout's own."""
-    samples, names = index(layout, root, "val", class_names, options)
+    """The ``val`` split (or ``split``, e.g. the synthetic set's held-out ``test``) of the dataset at ``root`` in
+    ``layout``, read as in validation: the centre clip of each video (or segment), the centre crop;
+    ``dataset.load(i, with_mask=True)`` adds the ground-truth masks where the dataset has them. ``class_names``
+    (a model's) fixes the label order; ``None``: the layout's own."""
+    samples, names = index(layout, root, split, class_names, options)
     return clip_dataset(
         samples,
         names,

@@ -6,7 +6,9 @@ jitter in place. In some videos the actor moves only during part of the clip. Ap
 cannot tell the classes apart, so a model has to use motion, and the actor's per-frame mask
 (``<id>.mask.npz`` beside each ``<id>.mp4``) tells where a good explanation should look.
 
-Layout: ``ROOT/{train,val}/<class>/<id>.mp4``. Generation is deterministic in ``seed``.
+Layout: ``ROOT/{train,val,test}/<class>/<id>.mp4``. Generation is deterministic in ``seed``. Training reads
+``train`` and ``val`` (which picks the best checkpoint); ``test`` is held out for the figures that judge the result
+(``explain.py --evaluate --data.split_name test``).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ MARKER = "synthetic.json"  # written last: its presence means the dataset is com
 class SyntheticConfig:
     train_per_class: int = 80
     val_per_class: int = 20
+    test_per_class: int = 20  # held out: neither trained on nor used to choose a checkpoint; 0 for none
     num_frames: int = 20
     size: int = 64
     num_distractors: int = 2
@@ -117,43 +120,89 @@ def render_video(cls: str, rng: np.random.Generator, cfg: SyntheticConfig):
     return frames, masks, moving
 
 
+SPLITS = ("train", "val", "test")  # the index of each is part of its videos' seeds: adding a split changes no other
+
+
+def _per_class(cfg: SyntheticConfig, split: str) -> int:
+    return {"train": cfg.train_per_class, "val": cfg.val_per_class, "test": cfg.test_per_class}[split]
+
+
+def _write_split(out: Path, split: str, cfg: SyntheticConfig) -> None:
+    split_id = SPLITS.index(split)
+    for class_id, cls in enumerate(CLASSES):
+        folder = out / cls
+        folder.mkdir(parents=True)
+        for i in range(_per_class(cfg, split)):
+            rng = np.random.default_rng([cfg.seed, split_id, class_id, i])
+            frames, masks, moving = render_video(cls, rng, cfg)
+            write_video(folder / f"{i:04d}.mp4", frames, fps=cfg.fps)
+            np.savez_compressed(folder / f"{i:04d}.mask.npz", mask=masks, moving=moving)
+
+
+def _write_marker(root: Path, cfg: SyntheticConfig) -> None:
+    (root / MARKER).write_text(json.dumps({"config": asdict(cfg), "classes": CLASSES}, indent=2))
+
+
 def generate(root: str | Path, cfg: SyntheticConfig = SyntheticConfig()) -> Path:
-    """Write the dataset to ``root`` (replacing what is there); returns ``root``."""
+    """Write the dataset to ``root`` (replacing what is there); returns ``root``. A split with 0 videos per class
+    (e.g. ``test_per_class=0``) is not written."""
     root = Path(root)
     tmp = root.with_name(root.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
-    for split_id, (split, per_class) in enumerate((("train", cfg.train_per_class), ("val", cfg.val_per_class))):
-        for class_id, cls in enumerate(CLASSES):
-            out = tmp / split / cls
-            out.mkdir(parents=True)
-            for i in range(per_class):
-                rng = np.random.default_rng([cfg.seed, split_id, class_id, i])
-                frames, masks, moving = render_video(cls, rng, cfg)
-                write_video(out / f"{i:04d}.mp4", frames, fps=cfg.fps)
-                np.savez_compressed(out / f"{i:04d}.mask.npz", mask=masks, moving=moving)
-    (tmp / MARKER).write_text(json.dumps({"config": asdict(cfg), "classes": CLASSES}, indent=2))
+    tmp.mkdir(parents=True)
+    for split in SPLITS:
+        if _per_class(cfg, split):
+            _write_split(tmp / split, split, cfg)
+    _write_marker(tmp, cfg)
     shutil.rmtree(root, ignore_errors=True)
     tmp.rename(root)
     return root
+
+
+def _add_test_split(root: Path, cfg: SyntheticConfig) -> None:
+    """Give a complete dataset written before the ``test`` split existed its ``test`` split (the other splits'
+    videos do not depend on it); the marker is rewritten last, so an interrupted run starts over next time."""
+    tmp = root / "test.partial"
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.rmtree(root / "test", ignore_errors=True)
+    if cfg.test_per_class:
+        _write_split(tmp, "test", cfg)
+        tmp.rename(root / "test")
+    _write_marker(root, cfg)
 
 
 def ensure_synthetic(root: str | Path, cfg: SyntheticConfig = SyntheticConfig(), verbose: bool = True) -> Path:
     """Generate the dataset into ``root`` unless a complete one with the same settings is there."""
     root = Path(root)
     marker = root / MARKER
+    wanted = asdict(cfg)
     if marker.is_file():
         try:
-            if json.loads(marker.read_text())["config"] == asdict(cfg):
-                return root
+            found = json.loads(marker.read_text())["config"]
         except (ValueError, KeyError):
-            pass
+            found = None
+        if found == wanted:
+            return root
+        if (
+            isinstance(found, dict)
+            and "test_per_class" not in found
+            and {**found, "test_per_class": 0}
+            == {
+                **wanted,
+                "test_per_class": 0,
+            }
+        ):  # written before the test split existed: add it, keep the rest
+            if verbose:
+                rank_zero_info(f"Adding the held-out test split ({cfg.test_per_class * len(CLASSES)} videos) to {root}")
+            _add_test_split(root, cfg)
+            return root
     if root.exists() and not marker.is_file() and any(root.iterdir()):
         from ..errors import SaliencyTubesError
 
         raise SaliencyTubesError(f"{root} exists and is not a synthetic dataset; refusing to overwrite it")
     started = time.perf_counter()
     if verbose:
-        n = (cfg.train_per_class + cfg.val_per_class) * len(CLASSES)
+        n = (cfg.train_per_class + cfg.val_per_class + cfg.test_per_class) * len(CLASSES)
         rank_zero_info(f"Generating the synthetic dataset ({n} videos) into {root} ...")
     generate(root, cfg)
     if verbose:
