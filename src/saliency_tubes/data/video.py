@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import sys
 import threading
@@ -45,6 +46,11 @@ class VideoInfo:
 
 class VideoReadError(SaliencyTubesError):
     """A file that cannot be decoded as a video."""
+
+
+class DamagedVideo(VideoReadError):
+    """The file opens, but frames it lists cannot be decoded (cut short, overwritten): a clip that needs them fails,
+    while clips elsewhere in the file may read correctly, so the file as a whole is not written off."""
 
 
 class DecodeTimeout(VideoReadError):
@@ -130,8 +136,11 @@ class _DecordBackend:
         indices = np.asarray(choose(n, float(vr.get_avg_fps())), dtype=np.int64)
         if indices.max(initial=0) >= n:
             raise VideoReadError(f"{path}: frame {int(indices.max())} requested, video has {n}")
-        with _native_stderr_silenced():
-            return vr.get_batch(indices.tolist()).asnumpy(), indices
+        try:
+            with _native_stderr_silenced():
+                return vr.get_batch(indices.tolist()).asnumpy(), indices
+        except Exception as exc:  # decord's own error types
+            raise DamagedVideo(f"{path}: damaged: frames {_span(indices)} cannot be decoded ({_reason(exc)})") from None
 
 
 class _PyAVBackend:
@@ -170,10 +179,12 @@ class _PyAVBackend:
         wanted = set(int(i) for i in indices)
         last = max(wanted, default=-1)
         decoded: dict[int, np.ndarray] = {}
+        seen = 0
         with av.open(str(path), timeout=timeout) as container:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
-            for i, frame in enumerate(container.decode(stream)):
+            for i, frame in _intact_frames(container.decode(stream), path):
+                seen = i + 1
                 if i in wanted:
                     decoded[i] = np.rot90(
                         frame.to_ndarray(format="rgb24"), _quarter_turns(frame.rotation)
@@ -182,8 +193,9 @@ class _PyAVBackend:
                     break
         missing = wanted - decoded.keys()
         if missing:
-            raise VideoReadError(
-                f"{path}: frame {min(missing)} requested, video has {len(decoded) and max(decoded) + 1}"
+            raise DamagedVideo(
+                f"{path}: frame {min(missing)} requested, but the video ends after {seen} of the {info.num_frames} "
+                "frames its header lists (cut short?)"
             )
         return np.stack([decoded[int(i)] for i in indices]), indices
 
@@ -230,13 +242,45 @@ class _FrameFolderBackend:
         return np.stack([decoded[int(i)] for i in indices]), indices
 
 
+def _intact_frames(frames: Iterator, path: Path) -> Iterator:
+    """``(index, frame)`` of decoded frames, in order, until the first one the decoder could not decode as stored:
+    an FFmpeg error (a packet cut off or overwritten) or a frame it marks corrupt (pixels guessed by error
+    concealment, e.g. where the data was zeroed) raises :class:`DamagedVideo` naming that frame."""
+    i = -1
+    while True:
+        try:
+            frame = next(frames, None)
+        except av.FFmpegError as exc:
+            raise DamagedVideo(f"{path}: damaged at frame {i + 1}: {_reason(exc)}") from None
+        if frame is None:
+            return
+        i += 1
+        if frame.is_corrupt:
+            raise DamagedVideo(f"{path}: damaged at frame {i}: the decoder had to guess its pixels")
+        yield i, frame
+
+
+def _span(indices: np.ndarray) -> str:
+    return f"{int(indices.min())}-{int(indices.max())}" if len(indices) else "(none)"
+
+
 def _quarter_turns(degrees: float) -> int:
     return round(degrees / 90) % 4
 
 
 def _reason(exc: Exception) -> str:
-    """The decoder's own short reason, without paths and error numbers."""
-    return getattr(exc, "strerror", None) or first_line(exc)
+    """The decoder's own short reason, without paths, error numbers or decord's time stamp and source line."""
+    reason = getattr(exc, "strerror", None) or first_line(exc)
+    return re.sub(r"^(\[[\d:]+\] \S+:\d+: )+(Error: )?", "", reason)
+
+
+def _detached(exc: VideoReadError) -> VideoReadError:
+    """``exc`` without its traceback and the decoder error it replaced: those hold the decoder's frames, hence its
+    codec context and the threads FFmpeg runs for it. Kept alive (an exception in a reference cycle lives until the
+    garbage collector runs) across the fork of a DataLoader worker, that context is freed in the worker, where it
+    joins threads that were never copied into it, and the worker hangs."""
+    exc.__context__ = exc.__cause__ = None
+    return exc.with_traceback(None)
 
 
 def _backends(backend: str):
@@ -257,11 +301,12 @@ def _run(method: str, path: Path, backend: str, *args, timeout: float | None = N
     with _time_limit(timeout, path):
         for b in backends:
             try:
-                return getattr(b, method)(path, *args, timeout)
-            except DecodeTimeout:
-                raise
+                with _native_stderr_silenced():  # FFmpeg's own lines about the damage: we report it in one line
+                    return getattr(b, method)(path, *args, timeout)
+            except DecodeTimeout as exc:
+                raise _detached(exc) from None
             except VideoReadError as exc:
-                errors.append(exc)
+                errors.append(_detached(exc))
             except Exception as exc:  # decoders raise many types; any of them means "try the next one"
                 errors.append(VideoReadError(f"{path}: cannot decode as video ({_reason(exc)})"))
     raise errors[-1]
@@ -373,16 +418,12 @@ class VideoStream:
         with container:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
-            decoded = container.decode(stream)
-            i = -1
+            decoded = _intact_frames(container.decode(stream), self.path)
             while next_index is not None:
-                try:
-                    frame = next(decoded, None)
-                except Exception as exc:
-                    raise VideoReadError(f"{self.path}: cannot decode as video ({_reason(exc)})") from None
+                with _native_stderr_silenced():
+                    i, frame = next(decoded, (None, None))
                 if frame is None:
-                    raise VideoReadError(f"{self.path}: frame {next_index} requested, the video ended before it")
-                i += 1
+                    raise DamagedVideo(f"{self.path}: frame {next_index} requested, the video ended before it")
                 if i != next_index:
                     continue
                 batch.append(np.rot90(frame.to_ndarray(format="rgb24"), _quarter_turns(frame.rotation)))
