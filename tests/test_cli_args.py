@@ -149,3 +149,36 @@ def test_explain_a_bare_public_weight_file(arch, foreign_video, tmp_path, monkey
         code = exit_code(explain_main, ["--checkpoint", weights, *args, foreign_video, "--out", out])
         err = capsys.readouterr().err
         assert code == 2 and err.count("\n") == 1 and message in err, err
+
+
+def test_wandb_start_up_timeout_comes_from_the_project(monkeypatch, tmp_path):
+    """--wandb_init_timeout, else WANDB_INIT_TIMEOUT, else 30 s; it reaches a real WandbLogger's wandb.init arguments
+    unless the logger's own settings give one."""
+    import wandb
+    from pytorch_lightning.loggers import WandbLogger
+
+    from saliency_tubes.errors import SaliencyTubesError
+    from saliency_tubes.lightning.cli import limit_wandb_start, wandb_init_timeout
+
+    monkeypatch.delenv("WANDB_INIT_TIMEOUT", raising=False)
+    assert wandb_init_timeout(None) == 30.0 and wandb_init_timeout(3) == 3
+    monkeypatch.setenv("WANDB_INIT_TIMEOUT", "7")
+    assert wandb_init_timeout(None) == 7.0 and wandb_init_timeout(3) == 3
+    monkeypatch.setenv("WANDB_INIT_TIMEOUT", "soon")
+    with pytest.raises(SaliencyTubesError, match="WANDB_INIT_TIMEOUT='soon' is not a number of seconds"):
+        wandb_init_timeout(None)
+    with pytest.raises(SaliencyTubesError, match="--wandb_init_timeout 0: give a positive number"):
+        wandb_init_timeout(0)
+
+    plain = WandbLogger(save_dir=str(tmp_path))
+    limit_wandb_start(plain, 4)
+    assert plain._wandb_init["settings"] == {"init_timeout": 4}
+    own = WandbLogger(save_dir=str(tmp_path), settings={"init_timeout": 12})
+    limit_wandb_start(own, 4)
+    assert own._wandb_init["settings"] == {"init_timeout": 12}
+    given = WandbLogger(save_dir=str(tmp_path), settings=wandb.Settings(init_timeout=12))
+    limit_wandb_start(given, 4)
+    assert given._wandb_init["settings"].init_timeout == 12
+    other = WandbLogger(save_dir=str(tmp_path), settings=wandb.Settings(silent=True))
+    limit_wandb_start(other, 4)
+    assert other._wandb_init["settings"].init_timeout == 4

@@ -33,6 +33,7 @@ _EXPORTS = {
     ),
     **dict.fromkeys(
         [
+            "DamagedVideo",
             "DecodeTimeout",
             "VideoInfo",
             "VideoReadError",

@@ -1,6 +1,11 @@
 """Check a dataset before training: open every video of both splits, read its frame count and decode one frame
 at its start, middle and end, and list the files that fail, one per line with the reason.
 
+With the default backend (auto) every frame is decoded with PyAV, which refuses frames FFmpeg could not decode as
+stored (cut off, overwritten: pixels guessed by error concealment); decord cannot tell such frames from good
+ones, so a damaged file it would read is listed too. `--data.backend decord` checks what decord reads, three
+frames per file (faster for long videos).
+
     python -m saliency_tubes.data.check --data.root ROOT [--data.layout ucf101 --data.split 2 ...]
 
 `--help` lists the layouts.
@@ -18,16 +23,26 @@ from pathlib import Path
 
 from ..errors import SaliencyTubesError
 from .layouts import add_layout_arguments, describe_layouts, index, layout_options
-from .video import VideoReadError, read_frames, video_info
+from .video import DamagedVideo, VideoReadError, read_frames, video_info
 
 
 def check_file(path: Path, backend: str = "auto", timeout: float | None = None) -> str | None:
-    """Why ``path`` cannot be used (``None`` when it can)."""
+    """Why ``path`` cannot be used (``None`` when it can). ``auto`` decodes every frame with PyAV first (see the
+    module's help), then reads the file as training would."""
     try:
         info = video_info(path, backend, timeout)
         if info.num_frames <= 0:
             return f"{path}: no frames"
-        read_frames(path, sorted({0, info.num_frames // 2, info.num_frames - 1}), backend, timeout)
+        ends = sorted({0, info.num_frames // 2, info.num_frames - 1})
+        if backend == "auto" and not path.is_dir():
+            try:  # PyAV decodes sequentially: reading the last frame decodes them all
+                read_frames(path, ends, "pyav", timeout)
+                return None
+            except DamagedVideo as exc:
+                return str(exc)
+            except VideoReadError:
+                pass  # PyAV cannot read it at all: decord may
+        read_frames(path, ends, backend, timeout)
     except VideoReadError as exc:
         return str(exc)
     return None

@@ -14,7 +14,7 @@ from .layouts import LayoutOptions, Sample, index, scan_classes
 from .sampling import clip_indices
 from .synthetic import load_ground_truth
 from .transforms import KINETICS_MEAN, KINETICS_STD, ClipTransform, crop_offsets, normalize, resize_short_side
-from .video import VideoReadError, read_video_clip
+from .video import DamagedVideo, VideoReadError, read_video_clip
 
 
 def scan_folder(root: str | Path, split: str, class_names: list[str] | None = None):
@@ -45,6 +45,9 @@ class VideoClipDataset(Dataset):
     Indexing (``dataset[key]``, what DataLoaders do) skips unreadable files: the next readable video takes the
     item's place, so batches stay full and a resumed run sees the same items, and the item's ``skipped``
     dict (path → reason) names the files it passed over. :meth:`load` raises :class:`VideoReadError` instead.
+    A file that cannot be opened is passed over from then on (``bad``); a damaged one (:class:`DamagedVideo`: cut
+    short, overwritten) only for the clips that need its damaged frames, so whether an item is replaced depends
+    on the file and the clip alone, never on what this process (or worker) met before.
     """
 
     def __init__(
@@ -130,14 +133,17 @@ class VideoClipDataset(Dataset):
         for i in (index + step for step in range(len(self))):
             i %= len(self)
             path = str(self.videos[i])
-            if path not in self.bad:
-                try:
-                    item = self.load(i, epoch)
-                    item["skipped"] = skipped
-                    return item
-                except VideoReadError as exc:
-                    self.bad[path] = first_line(exc)
-            skipped[path] = self.bad[path]
+            if path in self.bad:
+                skipped[path] = self.bad[path]
+                continue
+            try:
+                item = self.load(i, epoch)
+                item["skipped"] = skipped
+                return item
+            except DamagedVideo as exc:  # this clip crosses the damage; another clip of the file may not
+                skipped[path] = first_line(exc)
+            except VideoReadError as exc:
+                skipped[path] = self.bad[path] = first_line(exc)
         raise SaliencyTubesError(f"none of the {len(self)} videos can be read (e.g. {next(iter(skipped.values()))})")
 
 
@@ -149,7 +155,8 @@ class MultiViewDataset(Dataset):
     Items carry ``video`` (the video's index), ``view`` (the clip) and ``crop``, so the model can average a video's
     softmax over its views. The last decoded clip is kept, so the crops of a clip (consecutive items) decode it
     once. An unreadable video cannot be replaced by another (that one would be counted twice): its items come
-    with ``video = -1`` and a blank clip, and are left out of the figures; ``skipped`` names the file.
+    with ``video = -1`` and a blank clip, and are left out of the figures; ``skipped`` names the file. Of a damaged
+    video (:class:`DamagedVideo`) only the clips that need damaged frames are left out.
     """
 
     def __init__(self, base: VideoClipDataset, clips: int = 10, crops: int = 3):
@@ -187,13 +194,16 @@ class MultiViewDataset(Dataset):
         base, size = self.base, self.base.transform.size
         item = {"label": base.labels[video], "video": video, "view": clip, "crop": crop, "skipped": {}}
         path = str(base.videos[video])
-        if path not in base.bad:
+        reason = base.bad.get(path)
+        if reason is None:
             try:
                 frames, indices = self._clip(video, clip)
+            except DamagedVideo as exc:
+                reason = first_line(exc)
             except VideoReadError as exc:
-                base.bad[path] = first_line(exc)
-        if path in base.bad:
-            item["skipped"] = {path: base.bad[path]}
+                reason = base.bad[path] = first_line(exc)
+        if reason is not None:
+            item["skipped"] = {path: reason}
             blank = torch.zeros(base.clip_len, size, size, 3, dtype=torch.uint8)
             return {
                 **item,

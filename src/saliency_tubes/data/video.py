@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import re
 import signal
 import sys
 import threading
@@ -46,6 +47,11 @@ class VideoInfo:
 
 class VideoReadError(SaliencyTubesError):
     """A file that cannot be decoded as a video."""
+
+
+class DamagedVideo(VideoReadError):
+    """The file opens, but frames it lists cannot be decoded (cut short, overwritten): a clip that needs them fails,
+    while clips elsewhere in the file may read correctly, so the file as a whole is not written off."""
 
 
 class DecodeTimeout(VideoReadError):
@@ -131,8 +137,11 @@ class _DecordBackend:
         indices = np.asarray(choose(n, float(vr.get_avg_fps())), dtype=np.int64)
         if indices.max(initial=0) >= n:
             raise VideoReadError(f"{path}: frame {int(indices.max())} requested, video has {n}")
-        with _native_stderr_silenced():
-            return vr.get_batch(indices.tolist()).asnumpy(), indices
+        try:
+            with _native_stderr_silenced():
+                return vr.get_batch(indices.tolist()).asnumpy(), indices
+        except Exception as exc:  # decord's own error types
+            raise DamagedVideo(f"{path}: damaged: frames {_span(indices)} cannot be decoded ({_reason(exc)})") from None
 
 
 class _PyAVBackend:
@@ -171,7 +180,7 @@ class _PyAVBackend:
         wanted = sorted(set(int(i) for i in indices))
         if wanted and wanted[0] < 0:
             raise VideoReadError(f"{path}: frame {wanted[0]} requested")
-        decoded = dict(_PyAVFrames(path, timeout).frames(wanted))
+        decoded = dict(_PyAVFrames(path, timeout, listed=info.num_frames).frames(wanted))
         return np.stack([decoded[int(i)] for i in indices]), indices
 
 
@@ -193,8 +202,8 @@ class _PyAVFrames:
     SEEK_GAP = 64
     frames_decoded = 0  # frames PyAV has handed over in this process (tests and benchmarks read it)
 
-    def __init__(self, path: Path, timeout: float | None = None, seek: bool = True):
-        self.path, self.timeout, self.seek = path, timeout, seek
+    def __init__(self, path: Path, timeout: float | None = None, seek: bool = True, listed: int | None = None):
+        self.path, self.timeout, self.seek, self.listed = path, timeout, seek, listed
         self.seeks = 0  # seeks whose landing was accepted
         self.restarted = False  # a seek could not be trusted: the rest was decoded from the start
 
@@ -226,11 +235,17 @@ class _PyAVFrames:
                     else:
                         decoder, position, by_pts = seeking.seek_to(k, self._decode), -1, True
                         self.seeks += 1
-                frame = next(decoder, None)
+                try:
+                    frame = next(decoder, None)
+                except av.FFmpegError as exc:  # a packet cut off or overwritten
+                    raise DamagedVideo(f"{self.path}: damaged at frame {position + 1}: {_reason(exc)}") from None
                 if frame is None:
                     if by_pts:  # the timestamps may be wrong rather than the video short: count from the start
                         raise _SeekFailed(k)
-                    raise VideoReadError(f"{self.path}: frame {k} requested, video has {position + 1}")
+                    listed = f" of the {self.listed} frames its header lists (cut short?)" if self.listed else ""
+                    raise DamagedVideo(
+                        f"{self.path}: frame {k} requested, but the video ends after {position + 1}{listed}"
+                    )
                 if by_pts:
                     index = seeking.index_of(frame, position, k)
                 else:
@@ -240,6 +255,8 @@ class _PyAVFrames:
                 if seeking is not None and frame.key_frame:
                     seeking.keyframe(index)
                 position = index
+                if frame.is_corrupt:  # pixels guessed by error concealment (e.g. where the data was zeroed)
+                    raise DamagedVideo(f"{self.path}: damaged at frame {index}: the decoder had to guess its pixels")
                 if index == k:
                     yield k, _upright(frame)
                     break
@@ -420,13 +437,27 @@ class _FrameFolderBackend:
         return np.stack([decoded[int(i)] for i in indices]), indices
 
 
+def _span(indices: np.ndarray) -> str:
+    return f"{int(indices.min())}-{int(indices.max())}" if len(indices) else "(none)"
+
+
 def _quarter_turns(degrees: float) -> int:
     return round(degrees / 90) % 4
 
 
 def _reason(exc: Exception) -> str:
-    """The decoder's own short reason, without paths and error numbers."""
-    return getattr(exc, "strerror", None) or first_line(exc)
+    """The decoder's own short reason, without paths, error numbers or decord's time stamp and source line."""
+    reason = getattr(exc, "strerror", None) or first_line(exc)
+    return re.sub(r"^(\[[\d:]+\] \S+:\d+: )+(Error: )?", "", reason)
+
+
+def _detached(exc: VideoReadError) -> VideoReadError:
+    """``exc`` without its traceback and the decoder error it replaced: those hold the decoder's frames, hence its
+    codec context and the threads FFmpeg runs for it. Kept alive (an exception in a reference cycle lives until the
+    garbage collector runs) across the fork of a DataLoader worker, that context is freed in the worker, where it
+    joins threads that were never copied into it, and the worker hangs."""
+    exc.__context__ = exc.__cause__ = None
+    return exc.with_traceback(None)
 
 
 def _backends(backend: str):
@@ -447,11 +478,12 @@ def _run(method: str, path: Path, backend: str, *args, timeout: float | None = N
     with _time_limit(timeout, path):
         for b in backends:
             try:
-                return getattr(b, method)(path, *args, timeout)
-            except DecodeTimeout:
-                raise
+                with _native_stderr_silenced():  # FFmpeg's own lines about the damage: we report it in one line
+                    return getattr(b, method)(path, *args, timeout)
+            except DecodeTimeout as exc:
+                raise _detached(exc) from None
             except VideoReadError as exc:
-                errors.append(exc)
+                errors.append(_detached(exc))
             except Exception as exc:  # decoders raise many types; any of them means "try the next one"
                 errors.append(VideoReadError(f"{path}: cannot decode as video ({_reason(exc)})"))
     raise errors[-1]
@@ -556,10 +588,11 @@ class VideoStream:
     def _pyav_chunks(self, indices: np.ndarray, chunk: int) -> Iterator[np.ndarray]:
         """One PyAV decode over the whole request; it seeks to the first wanted frame (and across long gaps)."""
         batch: list[np.ndarray] = []
-        frames = _PyAVFrames(self.path).frames(indices.tolist())
+        frames = _PyAVFrames(self.path, listed=self.num_frames).frames(indices.tolist())
         while True:
             try:
-                item = next(frames, None)
+                with _native_stderr_silenced():  # FFmpeg's own lines about damage: we report it in one line
+                    item = next(frames, None)
             except VideoReadError:
                 raise
             except Exception as exc:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.cli import LightningCLI, SaveConfigCallback
-from pytorch_lightning.loggers import CSVLogger
+from pytorch_lightning.loggers import CSVLogger, WandbLogger
 from pytorch_lightning.utilities import rank_zero_warn
 
 from ..data.datamodule import VideoDataModule
@@ -29,6 +29,37 @@ def wandb_login_configured() -> bool:
         return netrc.netrc().authenticators("api.wandb.ai") is not None
     except (FileNotFoundError, netrc.NetrcParseError, OSError):
         return False
+
+
+WANDB_INIT_TIMEOUT = 30.0  # seconds W&B may take to start a run before training goes on without it
+
+
+def wandb_init_timeout(given: float | None) -> float:
+    """The W&B start-up timeout: ``--wandb_init_timeout``, else the environment's ``WANDB_INIT_TIMEOUT``, else
+    :data:`WANDB_INIT_TIMEOUT` (W&B's own default, 90 s, would hold training up three times as long)."""
+    if given is not None:
+        if given <= 0:
+            raise SaliencyTubesError(f"--wandb_init_timeout {given:g}: give a positive number of seconds")
+        return given
+    env = os.environ.get("WANDB_INIT_TIMEOUT")
+    if not env:
+        return WANDB_INIT_TIMEOUT
+    try:
+        return float(env)
+    except ValueError:
+        raise SaliencyTubesError(f"WANDB_INIT_TIMEOUT={env!r} is not a number of seconds") from None
+
+
+def limit_wandb_start(logger: WandbLogger, seconds: float) -> None:
+    """Make ``logger``'s run give up starting after ``seconds``, unless its own ``settings`` set ``init_timeout``."""
+    init = logger._wandb_init  # what WandbLogger passes to wandb.init (its kwargs)
+    settings = init.get("settings")
+    if settings is None:
+        init["settings"] = {"init_timeout": seconds}
+    elif isinstance(settings, dict):
+        settings.setdefault("init_timeout", seconds)
+    elif "init_timeout" not in getattr(settings, "model_fields_set", {"init_timeout"}):  # a wandb.Settings
+        settings.init_timeout = seconds
 
 
 def ensure_wandb_mode() -> None:
@@ -64,13 +95,23 @@ class TubesCLI(LightningCLI):
         parser.link_arguments("data.class_names", "model.class_names", apply_on="instantiate")
         for name in ("clip_len", "stride", "input_size", "mean", "std"):
             parser.link_arguments(f"data.{name}", f"model.{name}")
+        parser.add_argument(
+            "--wandb_init_timeout",
+            type=float | None,
+            default=None,
+            help=f"seconds W&B may take to start before training goes on without it (metrics to CSV in the run "
+            f"folder); default: WANDB_INIT_TIMEOUT from the environment, else {WANDB_INIT_TIMEOUT:g}",
+        )
 
     def _start_loggers(self) -> None:
         """Start every logger now; one that cannot start (no network, a W&B service error, ...) is replaced by a
         CSV logger in the run's folder with a single warning, so logging never stops training."""
         trainer = self.trainer
         working, failed = [], []
+        timeout = wandb_init_timeout(self.config[self.subcommand].get("wandb_init_timeout"))
         for logger in trainer.loggers:
+            if isinstance(logger, WandbLogger):
+                limit_wandb_start(logger, timeout)
             try:
                 logger.experiment  # type: ignore[attr-defined]  # noqa: B018 - every logger has one; starts the W&B run on rank zero
                 working.append(logger)
