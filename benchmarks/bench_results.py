@@ -51,7 +51,7 @@ def commit() -> str:
 
 
 def machine() -> str:
-    """CPU model and count, GPU if any, torch version and threads."""
+    """CPU model and count; the GPU if any, torch's version and threads when the script uses torch."""
     cpu = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -65,14 +65,11 @@ def machine() -> str:
     except AttributeError:
         cores = os.cpu_count() or 0
     text = f"{platform.system()} {platform.machine()}, {cores} × {cpu}"
-    try:
-        import torch
-
+    torch = sys.modules.get("torch")  # a script that did not import torch did not time it
+    if torch is not None:
         if torch.cuda.is_available():
             text += f", {torch.cuda.get_device_name(0)}"
         text += f", torch {torch.__version__}, {torch.get_num_threads()} threads"
-    except ImportError:
-        pass
     return text
 
 
