@@ -4,7 +4,8 @@
 
 Every variant starts from the same weights and batch; "same loss" compares the first step's loss with the plain
 model's (relative 1e-3), so a faster variant that computes something else is flagged. Steps of the variants are
-interleaved, and the figure is the median step time after warm-up (compilation excluded). ``--quick``: 3 steps.
+interleaved, and the figure is the median step time after warm-up (compilation excluded). ``--quick``: 3 steps, without
+``torch.compile`` (compiling takes minutes on 2 cores).
 Writes ``benchmarks/out/train_step.json``; the one target is that every variant computes the same loss (exit
 status 1 otherwise). No speed target: the script informs the per-architecture default of ``channels_last``.
 """
@@ -57,9 +58,11 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=6, help="timed steps per variant (after 2 warm-up steps)")
     parser.add_argument("--archs", nargs="+", default=["mfnet3d", "resnet3d_18"])
     parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
-    parser.add_argument("--quick", action="store_true", help="3 timed steps")
+    parser.add_argument("--quick", action="store_true", help="3 timed steps, no torch.compile")
     args = parser.parse_args()
     n_steps = 3 if args.quick else args.steps
+    if args.quick:
+        args.variants = [v for v in args.variants if v != "torch.compile"]
     results = Results("train_step")
     rows = []
     device = torch.device(args.device)
