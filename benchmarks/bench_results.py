@@ -34,13 +34,25 @@ _OPS = {"<=": operator.le, ">=": operator.ge, "<": operator.lt, ">": operator.gt
 
 
 def commit() -> str:
-    """The checked-out commit (short), with ``+dirty`` when tracked files differ from it."""
+    """The checked-out commit (short), with ``+dirty`` when tracked code (src, benchmarks; not the results in
+    benchmarks/out, which a run of ``make bench`` rewrites as it goes) differs from it."""
     try:
         rev = subprocess.run(
             ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no", "--", "src", "benchmarks"],
+            [
+                "git",
+                "-C",
+                str(REPO),
+                "status",
+                "--porcelain",
+                "--untracked-files=no",
+                "--",
+                "src",
+                "benchmarks",
+                ":!benchmarks/out",
+            ],
             capture_output=True,
             text=True,
             check=True,
