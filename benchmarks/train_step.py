@@ -1,10 +1,13 @@
 """Training-step throughput (clips/s) of MFNet-3D and R3D-18: plain, channels_last_3d and torch.compile, side by side.
 
-    python benchmarks/train_step.py [--device cpu|cuda] [--batch 4] [--clip 8x112x112] [--steps 6]
+    python benchmarks/train_step.py [--device cpu|cuda] [--batch 4] [--clip 8x112x112] [--steps 6] [--quick]
 
 Every variant starts from the same weights and batch; "same loss" compares the first step's loss with the plain
 model's (relative 1e-3), so a faster variant that computes something else is flagged. Steps of the variants are
-interleaved, and the figure is the median step time after warm-up (compilation excluded).
+interleaved, and the figure is the median step time after warm-up (compilation excluded). ``--quick``: 3 steps, without
+``torch.compile`` (compiling takes minutes on 2 cores).
+Writes ``benchmarks/out/train_step.json``; the one target is that every variant computes the same loss (exit
+status 1 otherwise). No speed target: the script informs the per-architecture default of ``channels_last``.
 """
 
 from __future__ import annotations
@@ -12,10 +15,12 @@ from __future__ import annotations
 import argparse
 import copy
 import statistics
+import sys
 import time
 
 import torch
 import torch.nn.functional as F
+from bench_results import Results
 
 from saliency_tubes.models import create_model
 
@@ -45,7 +50,7 @@ def make_step(model: torch.nn.Module, variant: str, clips: torch.Tensor, labels:
     return step
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--batch", type=int, default=4)
@@ -53,7 +58,13 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=6, help="timed steps per variant (after 2 warm-up steps)")
     parser.add_argument("--archs", nargs="+", default=["mfnet3d", "resnet3d_18"])
     parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
+    parser.add_argument("--quick", action="store_true", help="3 timed steps, no torch.compile")
     args = parser.parse_args()
+    n_steps = 3 if args.quick else args.steps
+    if args.quick:
+        args.variants = [v for v in args.variants if v != "torch.compile"]
+    results = Results("train_step")
+    rows = []
     device = torch.device(args.device)
     shape = tuple(int(x) for x in args.clip.lower().split("x"))
     print(
@@ -70,7 +81,7 @@ def main() -> None:
         for step in steps.values():
             step()
         times = {v: [] for v in steps}
-        for _ in range(args.steps):
+        for _ in range(n_steps):
             for v, step in steps.items():
                 _sync(device)
                 start = time.perf_counter()
@@ -82,7 +93,20 @@ def main() -> None:
         for v in steps:
             same = abs(first[v] - first.get("plain", first[v])) <= 1e-3 * abs(first.get("plain", first[v]))
             print(f"{arch:<14}{v:<18}{rate[v]:>9.2f}{rate[v] / base:>9.2f}  {'yes' if same else 'NO'} ({first[v]:.5f})")
+            rows.append([arch, v, round(rate[v], 2), round(rate[v] / base, 2), "yes" if same else "NO"])
+            results.target(
+                f"{arch} {v}: first loss − plain's, relative",
+                abs(first[v] / first.get("plain", first[v]) - 1),
+                "<=",
+                1e-3,
+            )
+    results.table(
+        f"training steps, batch {args.batch}, clip {args.clip}, 101 classes, {device}; median of {n_steps} steps",
+        ["architecture", "variant", "clips/s", "× plain", "same loss"],
+        rows,
+    )
+    return results.write()
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
