@@ -201,7 +201,7 @@ def test_explain_folder_with_bad_inputs_goes_on_and_exits_1(trained, foreign_vid
     made = sorted(p.name for p in (tmp_path / "o").iterdir())
     assert made == ["a", "index.html", foreign_video.stem]  # failed inputs leave nothing behind
     index = (tmp_path / "o" / "index.html").read_text()
-    assert index.count('<div class="card"') == 2 and index.count("<tr>") == 1 + 2 + 1 + 3  # summary and failures
+    assert index.count('<div class="card"') == 2 and index.count("<tr>") == 1 + 2 + 1 + 5  # summary and failures
     assert (tmp_path / "o" / "a" / "overlay.mp4").is_file()
 
 

@@ -37,6 +37,7 @@ class PageLog:
     page_errors: list[str] = field(default_factory=list)
     requests: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
+    aborted: list[str] = field(default_factory=list)  # media fetches Chromium cancelled itself (see on_failed)
     dialogs: list[str] = field(default_factory=list)
 
     def outside(self, folder: Path) -> list[str]:
@@ -50,6 +51,20 @@ class PageLog:
             if parsed.scheme != "file" or not Path(unquote(parsed.path)).resolve().is_relative_to(root):
                 bad.append(url)
         return bad
+
+
+MEDIA = (".mp4", ".webm")
+
+
+def _on_failed(log: PageLog, url: str, failure: str | None) -> None:
+    """A failed request, except a video fetch that Chromium cancelled itself (``net::ERR_ABORTED``): it aborts the
+    first full fetch of a media file when it switches to range requests, and a pending one when a lazy video is
+    loaded. A file that is missing or unreadable fails with another error (``ERR_FILE_NOT_FOUND``) and counts; that
+    the videos really play is checked separately (readyState, duration, currentTime)."""
+    if "ERR_ABORTED" in (failure or "") and urlparse(url).path.lower().endswith(MEDIA):
+        log.aborted.append(url)
+    else:
+        log.failed.append(f"{url}: {failure}")
 
 
 @contextmanager
@@ -68,7 +83,7 @@ def open_page(path: Path, width: int = 1400, height: int = 900):
             page.on("console", lambda m: log.console_errors.append(m.text) if m.type == "error" else None)
             page.on("pageerror", lambda e: log.page_errors.append(str(e)))
             page.on("request", lambda r: log.requests.append(r.url))
-            page.on("requestfailed", lambda r: log.failed.append(f"{r.url}: {r.failure}"))
+            page.on("requestfailed", lambda r: _on_failed(log, r.url, r.failure))
             page.on("dialog", lambda d: (log.dialogs.append(d.message), d.dismiss()))
             page.goto(path.resolve().as_uri(), wait_until="load")
             yield page, log
