@@ -5,7 +5,8 @@
 One fit of ``configs/default.yaml``'s model, data and callback settings (4 samples every epoch, W&B offline) on its
 synthetic data, CPU. The callback's own time is measured directly: a subclass of ``SaliencyTubesCallback`` records
 ``perf_counter`` around ``on_validation_epoch_end`` (the only hook it implements: choosing and loading the samples
-once, explaining them, writing each sample's files, logging to W&B). The epoch's time runs from
+once, explaining them, writing each sample's files, logging to W&B, writing ``report.html``; the report's own
+seconds are the callback's ``report_seconds``, target ≤ 0.02 of the epoch). The epoch's time runs from
 ``on_train_epoch_start`` to ``on_train_epoch_end`` (training, validation and the callback). The first epoch (the
 DataLoader workers starting, the samples loaded) is reported apart and left out of the ratio, which is
 sum(callback s) / sum(epoch s) over the other epochs (target ≤ 0.03).
@@ -36,6 +37,7 @@ from saliency_tubes.lightning import SaliencyTubesCallback, VideoClassifier
 
 REPO = Path(__file__).resolve().parents[1]
 TARGET = 0.03
+REPORT_TARGET = 0.02  # the run report alone (issue 13)
 
 
 class TimedTubes(SaliencyTubesCallback):
@@ -113,6 +115,8 @@ def main() -> int:
         sys.exit(f"error: {len(tubes.seconds)} callback calls and {len(timer.seconds)} epochs timed, not {epochs}")
     cb, ep = tubes.seconds[1:], timer.seconds[1:]
     ratio = sum(cb) / sum(ep)
+    report = tubes.report_seconds[1:]  # writing report.html, a part of the callback's seconds
+    report_ratio = sum(report) / sum(ep)
     print(
         f"default config ({cfg['model']['arch']}, batch {cfg['data']['batch_size']}, {train_batches} training and "
         f"{val_batches} validation batches per epoch, {tubes_args['num_samples']} samples), {epochs} epochs, "
@@ -127,7 +131,9 @@ def main() -> int:
     results.figure("median callback s per epoch", statistics.median(cb))
     results.figure("first epoch s (left out)", timer.seconds[0])
     results.figure("first epoch callback s (left out)", tubes.seconds[0])
+    results.figure("median report s per epoch", statistics.median(report))
     results.target("callback s / epoch s", ratio, "<=", TARGET)
+    results.target("report s / epoch s", report_ratio, "<=", REPORT_TARGET)
     return results.write()
 
 
