@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from ..data.transforms import normalize, resize_short_side
-from ..data.video import VIDEO_EXTENSIONS, VideoReadError, VideoStream
+from ..data.video import VideoReadError, VideoStream, find_videos
 from ..models.io import ModelInfo
 from .core import preserved_state
 from .methods import ClipForward, get_method
@@ -81,7 +81,7 @@ def find_inputs(inputs: list[str]) -> list[tuple[str, Path | None, str | None]]:
     for raw in inputs:
         path = Path(raw)
         if path.is_dir():
-            videos = sorted(v for v in path.rglob("*") if v.is_file() and v.suffix.lower() in VIDEO_EXTENSIONS)
+            videos = find_videos(path)
             found += [(str(v), v, None) for v in videos] or [(raw, None, f"{raw}: no video files in this folder")]
         else:
             found.append((raw, path, None) if path.is_file() else (raw, None, f"{raw}: no such file or folder"))
