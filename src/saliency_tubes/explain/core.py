@@ -28,6 +28,7 @@ class Explanation:
     tubes: torch.Tensor
     targets: torch.Tensor
     logits: torch.Tensor
+    layers: dict[str, torch.Tensor] | None = None
 
     @property
     def probs(self) -> torch.Tensor:

@@ -6,26 +6,35 @@ For each target, in its folder (the first target in ``out_dir``, the k-th in ``o
 - ``overlay.mp4``: the heatmap over the frames (with ``side_by_side``, the frames beside it), H.264;
 - ``focus/``: RGBA PNGs whose alpha is the saliency, named by frame index (``focus=False`` skips them);
 - ``tube.png``: the 3D tube plot;
+- for a multi-layer explanation (``explanation.layers``: pyramid, layercam, …) also ``pyramid.npz``, each depth's
+  tube at its own resolution (float16 ``frames × H_d × W_d`` under the layer's name) with ``layers`` (the names,
+  shallow → deep), ``frame_indices``, ``target`` and ``target_class``; and ``pyramid.png``, one row per depth
+  (shallow → deep, the fused tube last) over a few evenly spaced frames (:func:`~saliency_tubes.render.render_pyramid`);
 
-and ``out_dir/result.json``: source, explained frame indices, top-5 predictions, target(s), method and the
-explanation's ``extra`` fields. Frames are processed a chunk at a time, so long videos stay in bounded memory.
+and ``out_dir/result.json``: source, explained frame indices, top-5 predictions, target(s), method, the files
+written (``files``, relative to ``out_dir``), the depths drawn (``pyramid``) and the explanation's ``extra`` fields.
+Frames are processed a chunk at a time, so long videos stay in bounded memory.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..render import focus_frames, overlay, plot_tube, save_png, side_by_side, upscale
+from ..render import focus_frames, overlay, plot_pyramid, plot_tube, save_png, side_by_side, upscale
+from ..render.pyramid import evenly_spaced
 from ..videoio import VideoWriter
 from .video import VideoExplanation
 
 CHUNK = 32  # frames resized, written and drawn at a time
 PLOT_STEPS = 64  # at most this many time steps in the tube plot
+PYRAMID_FRAMES = 6  # columns of pyramid.png
+PYRAMID_KEYS = ("layers", "frame_indices", "target", "target_class")  # pyramid.npz's keys besides the layer names
 
 
 def safe_name(name: str) -> str:
@@ -58,6 +67,7 @@ def write_explanation(
     e = explanation
     out_dir = Path(out_dir)
     n, (h, w) = len(e.frame_indices), e.frames.shape[1:3]
+    per_depth = layer_tubes(e) if e.layers else None  # checked before anything is written
     dirs = [out_dir] + [out_dir / f"target_{r}_{safe_name(e.class_names[k])}" for r, k in enumerate(e.targets[1:], 2)]
     saliency, writers = [], []
     for d in dirs:
@@ -106,6 +116,11 @@ def write_explanation(
             frame_indices=[int(i) for i in e.frame_indices[::step]],
         )
 
+    files = ["saliency.npy", "overlay.mp4", *(["focus/"] if focus else []), "tube.png"]
+    pyramid = None
+    if per_depth:
+        pyramid = _write_pyramid(e, per_depth, dirs, title)
+        files += ["pyramid.npz", "pyramid.png"]
     result = {
         "video": e.source,
         "frames": [int(i) for i in e.frame_indices],
@@ -117,7 +132,57 @@ def write_explanation(
             {**e.describe(k), "dir": str(d.relative_to(out_dir)) or "."} for k, d in zip(e.targets, dirs, strict=True)
         ],
         "method": e.method,
+        "files": [str((d / f).relative_to(out_dir)) + ("/" if f.endswith("/") else "") for d in dirs for f in files],
+        **({"pyramid": pyramid} if pyramid else {}),
         **e.extra,
     }
     (out_dir / "result.json").write_text(json.dumps(result, indent=2))
     return result
+
+
+def layer_tubes(explanation: VideoExplanation) -> list[dict[str, np.ndarray]]:
+    """``explanation.layers`` per target: ``{layer: float32 frames × H_d × W_d}`` for each of its K targets (a layer's
+    array is K×N×H_d×W_d, or N×H_d×W_d for one target)."""
+    e = explanation
+    n, per_target = len(e.frame_indices), [dict[str, np.ndarray]() for _ in e.targets]
+    for name, value in (e.layers or {}).items():
+        a = value.detach().float().cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value, np.float32)
+        if a.ndim == 3:
+            a = a[None]
+        if a.ndim != 4 or a.shape[0] != len(e.targets) or a.shape[1] != n:
+            raise ValueError(
+                f"layer {name!r}: expected {len(e.targets)}×{n}×H×W (targets × frames), got {'×'.join(map(str, a.shape))}"
+            )
+        for maps, tube in zip(per_target, a, strict=True):
+            maps[name] = tube
+    return per_target
+
+
+def _write_pyramid(
+    e: VideoExplanation, per_target: list[dict[str, np.ndarray]], dirs: list[Path], title: str | None
+) -> dict:
+    """``pyramid.npz`` and ``pyramid.png`` in each target's folder; returns what ``result.json`` says of them."""
+    names = list(e.layers or {})
+    clash = sorted(set(names) & set(PYRAMID_KEYS))
+    if clash:
+        raise ValueError(f"layer name(s) {', '.join(clash)} clash with pyramid.npz's own keys")
+    positions = evenly_spaced(len(e.frame_indices), PYRAMID_FRAMES)
+    frames = np.asarray(e.frames[positions])
+    shown = [int(e.frame_indices[p]) for p in positions]
+    name = Path(e.source).name
+    for d, k, tube, maps in zip(dirs, e.targets, e.tubes, per_target, strict=True):
+        arrays: dict[str, Any] = {layer: a.astype(np.float16) for layer, a in maps.items()}
+        arrays.update(
+            layers=np.array(names),
+            frame_indices=np.asarray(e.frame_indices, np.int64),
+            target=np.int64(k),
+            target_class=np.array(e.class_names[k]),
+        )
+        np.savez_compressed(d / "pyramid.npz", **arrays)
+        rows = [(f"{layer}\n{a.shape[1]}x{a.shape[2]} grid", a[positions]) for layer, a in maps.items()]
+        fused = tube[positions].float().cpu().numpy()
+        rows.append((f"fused tube\n{fused.shape[1]}x{fused.shape[2]}", fused))
+        heading = title or f"{name} · {e.class_names[k]} (p={float(e.probs[k]):.2f})"
+        plot_pyramid(frames, rows, d / "pyramid.png", frame_indices=shown, title=f"{heading} · {e.method} by depth")
+    layers = [{"name": layer, "grid": list(a.shape[1:])} for layer, a in per_target[0].items()]
+    return {"layers": layers, "frames": shown}

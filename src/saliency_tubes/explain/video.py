@@ -59,6 +59,7 @@ class VideoExplanation:
     method: str
     fps: float
     extra: dict[str, Any] = field(default_factory=dict)
+    layers: dict[str, np.ndarray] | None = None
 
     def predictions(self, k: int = 5) -> list[dict]:
         top = self.probs.topk(min(k, len(self.probs))).indices.tolist()
