@@ -103,6 +103,7 @@ def run_evaluation(args: argparse.Namespace, model: torch.nn.Module, info: Model
             batch_size=args.batch_size,
             max_clips=args.max_clips,
             layer=args.layer,
+            layers=args.layers,
             on_batch=lambda k: progress.advance(task, k),
         )
     rows = summarise(values)
@@ -127,12 +128,13 @@ def evaluate(
     max_clips: int | None = None,
     layer: str | None = None,
     on_batch=None,
+    layers: list[str] | None = None,
 ) -> dict[str, dict[str, list[float]]]:
     """Per-clip metric values: ``{method or "random": {metric: [value per clip]}}``. ``layer`` applies to the
-    methods that take one."""
+    methods that take one, ``layers`` to those that take a list of layers (the others explain their own)."""
     import torch
 
-    from ..explain import explain, get_method, lift, pointing_game, temporal_hit, tube_mass_in_gt
+    from ..explain import explain, get_method, lift, pointing_game, takes_layers, temporal_hit, tube_mass_in_gt
     from ..explain.faithfulness import deletion_insertion, random_tubes
 
     n = len(dataset) if max_clips is None else min(max_clips, len(dataset))
@@ -145,7 +147,13 @@ def evaluate(
         moving = torch.stack([it["moving"] for it in items]).to(device) if has_truth else None
         maps: dict[str, torch.Tensor] = {}
         for method in methods:
-            result = explain(model, clips, method, layer=layer if get_method(method).takes_layer else None)
+            result = explain(
+                model,
+                clips,
+                method,
+                layer=layer if get_method(method).takes_layer else None,
+                layers=layers if takes_layers(method) else None,
+            )
             maps[method], targets = result.tubes, result.targets
         maps["random"] = random_tubes(tuple(maps[methods[0]].shape), grid=grid, seed=start, device=device)
         for name, tubes in maps.items():

@@ -14,54 +14,9 @@ import shutil
 import sys
 
 from ..errors import SaliencyTubesError
-from ..explain.methods import get_method, method_names
+from .explain_args import build_parser
 
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # one line instead of usage + message
-        print(f"error: {message} (see --help)", file=sys.stderr)
-        sys.exit(2)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="explain.py", description="Explain videos with Saliency Tubes from a checkpoint.")
-    add = p.add_argument
-    add("inputs", nargs="*", metavar="INPUT", help="video files or folders (searched recursively)")
-    add(
-        "--checkpoint",
-        required=True,
-        help="checkpoint of train.py or its .safetensors export; with --arch, a bare "
-        "weight file (3D-ResNets-PyTorch, PyTorch-MFNet, torchvision, plain state_dict)",
-    )
-    add("--arch", help="architecture of a bare weight file (see saliency_tubes.models.list_models())")
-    add("--num-classes", type=int, help="classes of a bare weight file (default: read from its classifier)")
-    add("--class-names", metavar="FILE", help="class names of a bare weight file, one per line, in label order")
-    add("--out", help="output folder; one sub-folder per video")
-    add("--export-safetensors", metavar="FILE", help="write the model as FILE (weights and settings, no code), exit")
-    add("--target", default="pred", help="'pred' (the video's top prediction), a class name or a class index")
-    add("--topk", type=int, default=1, help="explain each of the top-K predicted classes (with --target pred)")
-    methods = method_names()
-    add(
-        "--method",
-        choices=methods,
-        default="saliency_tubes",
-        help="; ".join(f"{m}: {get_method(m).summary}" for m in methods),
-    )
-    add(
-        "--keep-negative",
-        action="store_true",
-        help="normalise the signed map as the original code did, instead of clipping negative evidence to zero first",
-    )
-    add("--layer", help="layer of a gradient method (a module name, e.g. layer3; default the last feature volume)")
-    add("--max-frames", type=int, default=512, help="explain at most this many frames from the start of each video")
-    add("--batch-size", type=int, default=4, help="clips per forward pass")
-    add("--device", default="auto", help="'auto', 'cpu', 'cuda', 'cuda:1', ...")
-    add("--alpha", type=float, default=0.5, help="heatmap opacity in overlay.mp4")
-    add("--no-focus", action="store_true", help="skip the focus/ PNGs")
-    from .evaluate import add_arguments
-
-    add_arguments(p.add_argument_group("evaluation (--evaluate): explanation quality on a validation split"), methods)
-    return p
+__all__ = ["build_parser", "main", "run"]
 
 
 def device(name: str):
@@ -80,6 +35,9 @@ def run(args: argparse.Namespace) -> int:
         raise SaliencyTubesError("--topk, --max-frames and --batch-size must be at least 1")
     if not (args.export_safetensors or args.evaluate or (args.inputs and args.out)):
         raise SaliencyTubesError("give at least one INPUT and --out DIR (or --export-safetensors FILE, or --evaluate)")
+    from ..explain.multi_layer import check_layers
+
+    check_layers(args.methods if args.evaluate else args.method, args.layers)
     on = device("cpu" if args.export_safetensors else args.device)
     model, info = load_model(args.checkpoint, args.arch, args.num_classes, args.class_names, on)
     if args.export_safetensors:
@@ -105,8 +63,9 @@ def explain_inputs(args: argparse.Namespace, model, info, on) -> int:
     target = None if args.target == "pred" else info.class_index(args.target)
     if target is not None and args.topk != 1:
         raise SaliencyTubesError("--topk needs --target pred")
+    layers = {} if args.layers is None else {"layers": args.layers}  # multi-layer methods only (checked in run)
     explainer = VideoExplainer(
-        model, info, args.method, args.layer, not args.keep_negative, on, args.batch_size, args.max_frames
+        model, info, args.method, args.layer, not args.keep_negative, on, args.batch_size, args.max_frames, **layers
     )
     out_root = ensure_writable_dir(args.out, "--out results")
     inputs, done, failed, taken = find_inputs(args.inputs), [], [], set[str]()

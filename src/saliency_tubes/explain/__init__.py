@@ -33,6 +33,7 @@ _EXPORTS = {
     **dict.fromkeys(["TubeStitcher", "overlapping_clips"], ".stitch"),
     **dict.fromkeys(["VideoExplainer", "VideoExplanation"], ".video"),
     "write_explanation": ".output",
+    **dict.fromkeys(["check_layers", "multi_layer_methods", "takes_layers"], ".multi_layer"),
 }
 
 
@@ -56,6 +57,7 @@ def explain(
     size: tuple[int, int, int] | None = None,
     clip_negative: bool = True,
     normalize: bool = True,
+    layers: list[str] | None = None,
 ) -> Explanation:
     """Tubes (B×T×H×W in [0, 1], or B×K×… for several targets), logits and targets for a batch of clips.
 
@@ -64,11 +66,15 @@ def explain(
     ``forward_features``), or one you registered. ``target``: None (the prediction; with ``topk`` the top-k), a
     class index, or one index (or K) per clip. ``size``: T×H×W of the tubes (default the clip's).
     ``clip_negative`` (default) zeroes negative evidence before normalising; ``normalize=False`` returns the raw
-    upsampled maps, for stitching clips (see :mod:`.stitch`).
+    upsampled maps, for stitching clips (see :mod:`.stitch`). ``layers``: the module names a multi-layer method
+    fuses, shallow → deep (:func:`multi_layer_methods`; default the method's own); a one-line error for any other.
     """
     from .methods import get_method
+    from .multi_layer import check_layers
 
-    explainer = get_method(method)(model, layer=layer, clip_negative=clip_negative)
+    check_layers(method, layers)
+    options = {} if layers is None else {"layers": list(layers)}
+    explainer = get_method(method)(model, layer=layer, clip_negative=clip_negative, **options)
     return explainer(clips, target=target, topk=topk, size=size, normalize=normalize)
 
 
@@ -81,18 +87,21 @@ __all__ = [  # noqa: F822 - provided by __getattr__
     "TubeStitcher",
     "VideoExplainer",
     "VideoExplanation",
+    "check_layers",
     "class_activation_tubes",
     "explain",
     "get_method",
     "lift",
     "mask_share",
     "method_names",
+    "multi_layer_methods",
     "normalize_tubes",
     "overlapping_clips",
     "pointing_game",
     "preserved_state",
     "register_method",
     "resolve_targets",
+    "takes_layers",
     "temporal_hit",
     "tube_mass_in_gt",
     "upsample_tubes",
