@@ -13,7 +13,15 @@ from pytorch_lightning.utilities import rank_zero_only, rank_zero_warn
 from ..data.datasets import VideoClipDataset
 from ..data.video import VideoReadError
 from ..errors import first_line
-from ..explain import VideoExplanation, explain, get_method, mask_share, tube_mass_in_gt, write_explanation
+from ..explain import (
+    VideoExplanation,
+    check_layers,
+    explain,
+    get_method,
+    mask_share,
+    tube_mass_in_gt,
+    write_explanation,
+)
 from ..explain.faithfulness import Baseline, deletion_insertion
 from ..explain.methods import MethodName
 from ..report import append_metrics, build_run_report, write_confusion, write_run_info
@@ -45,9 +53,10 @@ class SaliencyTubesCallback(pl.Callback):
 
     Each sample's explanation is written by :func:`~saliency_tubes.explain.write_explanation` to
     ``<run folder>/tubes/epoch_<n>/sample_<i>/`` (``overlay.mp4`` with the clip and its tube side by side,
-    ``tube.png``, ``saliency.npy``, ``result.json``), then handed to the adapter of each attached logger
-    (:mod:`.loggers`: W&B videos ``tubes/sample_<i>`` and the table ``tubes/table``, TensorBoard GIFs and images,
-    CSV rows). With ground-truth masks it logs
+    ``tube.png``, ``saliency.npy``, ``result.json``; with a multi-layer method such as ``pyramid`` or ``layercam``
+    also ``pyramid.png`` and ``pyramid.npz``, one tube per depth), then handed to the adapter of each attached logger
+    (:mod:`.loggers`: W&B videos ``tubes/sample_<i>``, pyramids ``tubes/pyramid_<i>`` and the table ``tubes/table``,
+    TensorBoard GIFs and images, CSV rows). With ground-truth masks it logs
     ``val/tube_mass_in_gt`` (and ``val/mask_share``, what a uniform map would score).
 
     Args:
@@ -58,8 +67,10 @@ class SaliencyTubesCallback(pl.Callback):
         clip_negative: clip negative evidence to zero before normalising (CAM; ``false`` = the original min–max).
         seed: choice of the samples.
         method: a registered explanation method: ``saliency_tubes`` (CAM, almost free), ``gradcam`` or
-            ``gradcam_pp`` (one backward pass), ...
+            ``gradcam_pp`` (one backward pass), the multi-layer ``pyramid`` or ``layercam``, ...
         layer: the layer for the gradient methods (a module name of the model; default its last conv block).
+        layers: the layers a multi-layer method fuses, shallow to deep (module names, e.g. ``[layer2, layer3,
+            layer4]``; default the method's own: the last block of every stage from the second on).
         faithfulness: also log ``val/deletion_auc`` and ``val/insertion_auc`` of the samples' tubes (2 × (steps+1)
             forward passes of the samples per epoch).
         faithfulness_steps: deletion/insertion steps.
@@ -81,6 +92,7 @@ class SaliencyTubesCallback(pl.Callback):
         seed: int = 0,
         method: MethodName = "saliency_tubes",
         layer: str | None = None,
+        layers: list[str] | None = None,
         faithfulness: bool = False,
         faithfulness_steps: int = 32,
         faithfulness_baseline: Baseline = "blur",
@@ -91,7 +103,8 @@ class SaliencyTubesCallback(pl.Callback):
         if num_samples < 1 or every_n_epochs < 1:
             raise ValueError("num_samples and every_n_epochs must be at least 1")
         get_method(method)  # an unknown name is a one-line error now, not at the first validation
-        self.method, self.layer = method, layer
+        check_layers(method, layers)  # and so are layers for a method that explains one
+        self.method, self.layer, self.layers = method, layer, layers
         self.faithfulness, self.faithfulness_steps = faithfulness, faithfulness_steps
         self.faithfulness_baseline = faithfulness_baseline
         self.num_samples = num_samples
@@ -195,7 +208,7 @@ class SaliencyTubesCallback(pl.Callback):
             "model settings": hp,
             "data settings": data,
             "trainer": {"max_epochs": trainer.max_epochs, "precision": str(trainer.precision)},
-            "tubes": {"method": self.method, "layer": self.layer, "samples": self.num_samples},
+            "tubes": {"method": self.method, "layer": self.layer, "layers": self.layers, "samples": self.num_samples},
         }
 
     @rank_zero_only
@@ -242,8 +255,11 @@ class SaliencyTubesCallback(pl.Callback):
             return None
         model = getattr(pl_module, "model", pl_module)
         clips = torch.stack([s["clip"] for s in samples]).to(pl_module.device)
-        result = explain(model, clips, method=self.method, layer=self.layer, clip_negative=self.clip_negative)
+        result = explain(
+            model, clips, method=self.method, layer=self.layer, clip_negative=self.clip_negative, layers=self.layers
+        )
         tubes = result.tubes.cpu()
+        depths = {name: t.float().cpu().numpy() for name, t in (result.layers or {}).items()}
         probs = result.probs.cpu()
         names = dataset.class_names
         epoch = trainer.current_epoch
@@ -265,6 +281,7 @@ class SaliencyTubesCallback(pl.Callback):
                 method=self.method,
                 fps=self.fps,
                 extra={"epoch": epoch, "sample": i, "label": {"index": int(s["label"]), "class": true}},
+                layers={name: t[i : i + 1] for name, t in depths.items()} or None,  # 1 target × T × H_d × W_d
             )
             folder = out_dir / f"sample_{i}"
             write_explanation(

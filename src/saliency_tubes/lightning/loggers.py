@@ -36,6 +36,12 @@ class TubeMedia:
     def plot(self) -> Path:
         return self.folder / "tube.png"
 
+    @property
+    def pyramid(self) -> Path | None:
+        """``pyramid.png`` (one row per depth) when the method explains several layers, else None."""
+        path = self.folder / "pyramid.png"
+        return path if path.is_file() else None
+
 
 class LoggerAdapter:
     """Logs the callback's media to one logger of type ``logger_type``."""
@@ -73,7 +79,9 @@ class WandbAdapter(LoggerAdapter):
     """Videos ``tubes/sample_<i>`` and one incremental table ``tubes/table`` (epoch, sample, true, predicted,
     confidence, video, tube plot) that grows by one row per sample and epoch (``log_mode="INCREMENTAL"``: each log
     uploads only the new rows, and the dashboard shows them as one table to group by sample and compare epochs).
-    ``epoch`` is declared the step metric of ``tubes/*``."""
+    With a multi-layer method, each sample's ``pyramid.png`` is logged beside its video in the same step
+    (``tubes/pyramid_<i>``) and in the same table row (column ``pyramid``). ``epoch`` is declared the step metric
+    of ``tubes/*``."""
 
     logger_type = WandbLogger
     COLUMNS: list[str | int] = ["epoch", "sample", "true", "predicted", "confidence", "video", "tube"]
@@ -86,14 +94,15 @@ class WandbAdapter(LoggerAdapter):
         import wandb
 
         run = self.logger.experiment
-        if self.table is None:
-            self.table = wandb.Table(columns=self.COLUMNS, log_mode="INCREMENTAL")
+        if self.table is None:  # the method is the run's, so whether there are pyramids is known from the first log
+            pyramids = any(m.pyramid is not None for m in media)
+            self.table = wandb.Table(columns=self.COLUMNS + ["pyramid"] * pyramids, log_mode="INCREMENTAL")
             run.define_metric("epoch")
             run.define_metric("tubes/*", step_metric="epoch")
         logged: dict[str, Any] = {}
         for m in media:
             logged[f"tubes/sample_{m.sample}"] = wandb.Video(str(m.video), caption=m.caption, format="mp4")
-            self.table.add_data(
+            row = [
                 m.epoch,
                 m.sample,
                 m.true,
@@ -101,15 +110,20 @@ class WandbAdapter(LoggerAdapter):
                 m.confidence,
                 wandb.Video(str(m.video), caption=m.caption, format="mp4"),
                 wandb.Image(str(m.plot), caption=m.caption),
-            )
+            ]
+            if m.pyramid is not None:
+                logged[f"tubes/pyramid_{m.sample}"] = wandb.Image(str(m.pyramid), caption=m.caption)
+            if "pyramid" in self.table.columns:
+                row.append(wandb.Image(str(m.pyramid), caption=m.caption) if m.pyramid is not None else None)
+            self.table.add_data(*row)
         logged["tubes/table"] = self.table
         run.log({**logged, "trainer/global_step": step, "epoch": epoch})
 
 
 @register_adapter
 class TensorBoardAdapter(LoggerAdapter):
-    """Each sample's video as an animated GIF (what ``add_video`` writes, without needing moviepy) and its tube plot
-    as an image."""
+    """Each sample's video as an animated GIF (what ``add_video`` writes, without needing moviepy), its tube plot
+    as an image and, with a multi-layer method, its pyramid (``tubes/sample_<i>_pyramid``)."""
 
     logger_type = TensorBoardLogger
 
@@ -129,36 +143,45 @@ class TensorBoardAdapter(LoggerAdapter):
             writer._get_file_writer().add_summary(summary, step)  # add_image takes single images only
             plot = np.asarray(Image.open(m.plot).convert("RGB"))
             writer.add_image(f"tubes/sample_{m.sample}_tube", plot, step, dataformats="HWC")
+            if m.pyramid is not None:
+                pyramid = np.asarray(Image.open(m.pyramid).convert("RGB"))
+                writer.add_image(f"tubes/sample_{m.sample}_pyramid", pyramid, step, dataformats="HWC")
         writer.flush()
 
 
 @register_adapter
 class CSVAdapter(LoggerAdapter):
     """One row per sample and epoch in ``tubes.csv`` beside the logger's ``metrics.csv``, with the paths of the
-    sample's files."""
+    sample's files (``pyramid``: its ``pyramid.png`` with a multi-layer method, else empty)."""
 
     logger_type = CSVLogger
-    COLUMNS = ("epoch", "step", "sample", "true", "predicted", "confidence", "video", "tube", "saliency")
+    COLUMNS = ("epoch", "step", "sample", "true", "predicted", "confidence", "video", "tube", "saliency", "pyramid")
 
     def log_media(self, media: list[TubeMedia], step: int, epoch: int) -> None:
         path = Path(self.logger.log_dir) / "tubes.csv"
         path.parent.mkdir(parents=True, exist_ok=True)
         new = not path.exists()
+        # a file begun before the pyramid column existed keeps its columns (a resumed run appends to it)
+        if new:
+            columns = len(self.COLUMNS)
+        else:
+            with path.open(newline="") as fh:
+                columns = len(next(csv.reader(fh), self.COLUMNS))
         with path.open("a", newline="") as fh:
             writer = csv.writer(fh)
             if new:
                 writer.writerow(self.COLUMNS)
             for m in media:
-                writer.writerow(
-                    [
-                        m.epoch,
-                        step,
-                        m.sample,
-                        m.true,
-                        m.predicted,
-                        f"{m.confidence:.6f}",
-                        m.video,
-                        m.plot,
-                        m.folder / "saliency.npy",
-                    ]
-                )
+                row = [
+                    m.epoch,
+                    step,
+                    m.sample,
+                    m.true,
+                    m.predicted,
+                    f"{m.confidence:.6f}",
+                    m.video,
+                    m.plot,
+                    m.folder / "saliency.npy",
+                    m.pyramid or "",
+                ]
+                writer.writerow(row[:columns])
