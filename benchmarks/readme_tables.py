@@ -6,7 +6,12 @@
 A block is the text between ``<!-- bench:NAME -->`` and ``<!-- /bench:NAME -->``; it becomes the command, date,
 commit and machine of ``benchmarks/out/NAME.json``, then its tables, figures and targets. Nothing else in the
 README is touched. Files written by ``benchmarks/bench_results.py`` carry every field; a file with only
-``figures``, ``targets`` and ``passed`` is shown with what it has.
+``figures``, ``targets`` and ``passed`` is shown with what it has. A file with ``evaluation`` (the rows of
+``explain.py --evaluate``'s ``evaluation.json``, as ``benchmarks/quality.py`` writes it) becomes the explanation
+quality table: one row per method and the random map.
+
+A block opened with ``<!-- bench:NAME pending -->`` may lack its JSON (a run still to be made): it is left as it is
+and named as pending; once the JSON exists it is filled like any other.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from typing import Any
 
 from bench_results import OUT, REPO, fmt
 
-BLOCK = re.compile(r"(<!-- bench:([\w.-]+) -->\n)(.*?)(<!-- /bench:\2 -->)", re.S)
+BLOCK = re.compile(r"(<!-- bench:([\w.-]+)( pending)? -->\n)(.*?)(<!-- /bench:\2 -->)", re.S)
 OPS = {"<=": "≤", ">=": "≥", "<": "<", ">": ">", "==": "="}
 
 
@@ -46,6 +51,40 @@ def _figures(figures: Any) -> list[list[Any]]:
     return [[f.get("name", "?"), f.get("value", "")] if isinstance(f, dict) else [str(f), ""] for f in figures or []]
 
 
+def _mean(row: dict[str, Any], metric: str, digits: int) -> str:
+    value = row.get(f"{metric}_mean")
+    return "–" if not isinstance(value, (int, float)) or value != value else f"{value:.{digits}f}"
+
+
+def _share(row: dict[str, Any], metric: str) -> str:
+    value = row.get(f"{metric}_beats_random")
+    return "–" if not isinstance(value, (int, float)) or value != value else f"{value:.0%}"
+
+
+def quality_table(rows: list[dict[str, Any]], notes: dict[str, str] | None = None) -> list[str]:
+    """The explanation quality table from ``evaluation.json``'s rows: every method, then the random map."""
+    notes = notes or {}
+    columns = ["method", "lift", "pointing game", "temporal hit", "deletion AUC", "insertion AUC"]
+    columns.append("beats random: deletion / insertion")
+    body = []
+    for row in sorted(rows, key=lambda r: r["method"] == "random"):  # random last, the methods in their order
+        method = str(row["method"])
+        shown = f"{method} ({notes[method]})" if notes.get(method) else method
+        beats = "–" if method == "random" else f"{_share(row, 'deletion_auc')} / {_share(row, 'insertion_auc')}"
+        body.append(
+            [
+                shown,
+                _mean(row, "lift", 2),
+                _mean(row, "pointing_game", 3),
+                _mean(row, "temporal_hit", 3),
+                _mean(row, "deletion_auc", 3),
+                _mean(row, "insertion_auc", 3),
+                beats,
+            ]
+        )
+    return _table(columns, body)
+
+
 def render(name: str, record: dict[str, Any]) -> str:
     head = [f"`{record.get('command', f'benchmarks/{name}')}`"]
     head += [str(record[k]) for k in ("date",) if record.get(k)]
@@ -54,6 +93,10 @@ def render(name: str, record: dict[str, Any]) -> str:
     head += [f"load {record['load']}"] if record.get("load") else []
     head += [f"{record['seconds']:.0f} s"] if isinstance(record.get("seconds"), (int, float)) else []
     lines = [" · ".join(head), ""]
+    if record.get("evaluation"):
+        if record.get("checkpoint"):
+            lines += [f"checkpoint `{record['checkpoint']}`", ""]
+        lines += [*quality_table(record["evaluation"], record.get("notes")), ""]
     for table in record.get("tables") or []:
         lines += [f"*{table['title']}*", "", *_table(table["columns"], table["rows"]), ""]
     figures = _figures(record.get("figures"))
@@ -80,23 +123,25 @@ def main() -> int:
     parser.add_argument("--readme", type=Path, default=REPO / "README.md")
     args = parser.parse_args()
     text = args.readme.read_text()
-    missing, stale = [], []
+    missing, stale, pending = [], [], []
 
     def replace(match: re.Match) -> str:
         name = match.group(2)
         path = OUT / f"{name}.json"
         if not path.is_file():
-            missing.append(name)
+            (pending if match.group(3) else missing).append(name)
             return match.group(0)
         block = render(name, json.loads(path.read_text()))
-        if block != match.group(3):
+        if block != match.group(4):
             stale.append(name)
-        return match.group(1) + block + match.group(4)
+        return match.group(1) + block + match.group(5)
 
     new = BLOCK.sub(replace, text)
     if missing:
         print(f"error: no benchmarks/out/{{{','.join(missing)}}}.json; run the benchmark (make bench) first")
         return 1
+    if pending:
+        print(f"pending (no JSON yet, left as written): {', '.join(pending)}")
     if args.check:
         if stale:
             print(f"error: README tables out of date: {', '.join(stale)}; run python benchmarks/readme_tables.py")
