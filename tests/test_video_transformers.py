@@ -136,3 +136,20 @@ def test_token_layouts_of_swin3d_and_mvit_blocks():
     assert mvit.token_layout("blocks.15", outputs["mvit:blocks.15"]) == TokenLayout((4, 2, 2), "time-major", 1)
     with pytest.raises(SaliencyTubesError, match="no token grid"):
         mvit.token_layout("head", torch.zeros(1, 3))
+
+
+@pytest.mark.parametrize("name", ["s3d", "swin3d_t"])
+def test_a_torchvision_file_loads_as_explain_py_arch_does(tmp_path, name):
+    """``explain.py --arch NAME --checkpoint <torchvision state_dict>``: the class count is read from the file's
+    classifier (S3D's is a 1×1×1 Conv3d weight), every tensor is kept."""
+    import torchvision.models.video as tv
+
+    from saliency_tubes.models.io import load_model
+
+    torch.manual_seed(0)
+    reference = getattr(tv, name)(num_classes=9)
+    torch.save(reference.state_dict(), tmp_path / f"{name}.pth")
+    model, info = load_model(tmp_path / f"{name}.pth", arch=name)
+    assert info.num_classes == 9 and info.data == data_config(name)
+    for key, value in reference.state_dict().items():
+        assert torch.equal(model.state_dict()[key], value), key
