@@ -27,6 +27,16 @@ REFERENCE = {
     "resnet3d_50": ((16, 112, 112), 47.0, 10.1, "Hara et al. 2018"),
     "resnet3d_101": ((16, 112, 112), 86.1, 13.9, "Hara et al. 2018"),
     "resnet2p1d_18": ((16, 112, 112), 33.4, 8.5, "Hara et al. / resnet2p1d.py"),
+    # torchvision's weight metadata (num_params, _ops: GMACs at 16×224×224); Swin3D-T 28.2M as in Liu et al. 2022
+    "swin3d_t": ((16, 224, 224), 28.2, 43.88, "Liu et al. 2022; torchvision Swin3D_T_Weights"),
+    "swin3d_s": ((16, 224, 224), 49.8, 82.84, "Liu et al. 2022; torchvision Swin3D_S_Weights"),
+    "swin3d_b": ((16, 224, 224), 88.0, 140.67, "Liu et al. 2022; torchvision Swin3D_B_Weights"),
+    "mvit_v1_b": ((16, 224, 224), 36.6, 70.60, "Fan et al. 2021; torchvision MViT_V1_B_Weights"),
+    "mvit_v2_s": ((16, 224, 224), 34.5, 64.22, "Li et al. 2022; torchvision MViT_V2_S_Weights"),
+    "s3d": ((16, 224, 224), 8.3, 17.98, "Xie et al. 2018; torchvision S3D_Weights"),
+    # VideoMAE (Tong et al. 2022), Kinetics-400 fine-tuned ViT-S/B: 16×224×224, FLOPs quoted as multiply-adds
+    "vit_video_s": ((16, 224, 224), 22.0, 57.0, "Tong et al. 2022 (VideoMAE ViT-S)"),
+    "vit_video_b": ((16, 224, 224), 87.0, 180.0, "Tong et al. 2022 (VideoMAE ViT-B)"),
 }
 DEFAULT_INPUT = (16, 112, 112)
 

@@ -5,6 +5,7 @@ See ``docs/ARCHITECTURE.md`` ("The model contract") for the full text and a work
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol, cast, runtime_checkable
 
 import torch
@@ -50,3 +51,19 @@ def stage_names(model: nn.Module) -> list[str]:
         raise SaliencyTubesError(f"{type(model).__name__} does not name its stages (see {CONTRACT_DOC})")
     names = {id(m): name for name, m in model.named_modules()}
     return [names[id(group[-1])] for group in cast(VideoModel, model).stage_groups() if group]
+
+
+@dataclass(frozen=True)
+class TokenLayout:
+    """How a transformer layer's output maps to a ``T'×H'×W'`` grid (``VideoModel.token_layout``).
+
+    ``grid``: ``(T', H', W')``. ``order``: ``"time-major"`` (token index ``t·H'·W' + h·W' + w``, as a Conv3d
+    patch embedding flattened) or ``"space-major"`` (index ``(h·W' + w)·T' + t``). ``prefix``: class tokens before
+    the grid tokens. ``channels_last``: the output is already a ``B×T'×H'×W'×C`` volume (torchvision's Swin3D);
+    then ``order`` and ``prefix`` are unused.
+    """
+
+    grid: tuple[int, int, int]
+    order: str = "time-major"
+    prefix: int = 0
+    channels_last: bool = False

@@ -107,7 +107,7 @@ def load_weights_file(
     data = data_config(arch)
     stored = weights.state.get(f"{data.classifier}.weight")
     if num_classes is None:
-        if stored is None or stored.dim() != 2:
+        if stored is None or stored.dim() not in (2, 5):  # 5: a 1×1×1 Conv3d classifier (torchvision S3D)
             raise SaliencyTubesError(f"{path} has no classifier {data.classifier!r} for {arch}: give --num-classes")
         num_classes = int(stored.shape[0])
     if class_names is not None and len(class_names) != num_classes:
