@@ -56,6 +56,7 @@ def explain(
     size: tuple[int, int, int] | None = None,
     clip_negative: bool = True,
     normalize: bool = True,
+    layers: list[str] | None = None,
 ) -> Explanation:
     """Tubes (B×T×H×W in [0, 1], or B×K×… for several targets), logits and targets for a batch of clips.
 
@@ -65,10 +66,14 @@ def explain(
     class index, or one index (or K) per clip. ``size``: T×H×W of the tubes (default the clip's).
     ``clip_negative`` (default) zeroes negative evidence before normalising; ``normalize=False`` returns the raw
     upsampled maps, for stitching clips (see :mod:`.stitch`).
+
+    ``layers``: the layers of a multi-layer method (``pyramid``, ``layercam``: default the output of every stage from
+    the second after the stem on; ``gradcam_pp``: several layers fused instead of one); each layer's own tube is
+    then in ``Explanation.layers``.
     """
     from .methods import get_method
 
-    explainer = get_method(method)(model, layer=layer, clip_negative=clip_negative)
+    explainer = get_method(method)(model, layer=layer, clip_negative=clip_negative, layers=layers)
     return explainer(clips, target=target, topk=topk, size=size, normalize=normalize)
 
 
