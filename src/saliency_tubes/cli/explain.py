@@ -63,9 +63,16 @@ def explain_inputs(args: argparse.Namespace, model, info, on) -> int:
     target = None if args.target == "pred" else info.class_index(args.target)
     if target is not None and args.topk != 1:
         raise SaliencyTubesError("--topk needs --target pred")
-    layers = {} if args.layers is None else {"layers": args.layers}  # multi-layer methods only (checked in run)
     explainer = VideoExplainer(
-        model, info, args.method, args.layer, not args.keep_negative, on, args.batch_size, args.max_frames, **layers
+        model,
+        info,
+        args.method,
+        args.layer,
+        not args.keep_negative,
+        on,
+        args.batch_size,
+        args.max_frames,
+        layers=args.layers,
     )
     out_root = ensure_writable_dir(args.out, "--out results")
     inputs, done, failed, taken = find_inputs(args.inputs), [], [], set[str]()

@@ -66,15 +66,17 @@ def explain(
     ``forward_features``), or one you registered. ``target``: None (the prediction; with ``topk`` the top-k), a
     class index, or one index (or K) per clip. ``size``: T×H×W of the tubes (default the clip's).
     ``clip_negative`` (default) zeroes negative evidence before normalising; ``normalize=False`` returns the raw
-    upsampled maps, for stitching clips (see :mod:`.stitch`). ``layers``: the module names a multi-layer method
-    fuses, shallow → deep (:func:`multi_layer_methods`; default the method's own); a one-line error for any other.
+    upsampled maps, for stitching clips (see :mod:`.stitch`).
+
+    ``layers``: the layers of a multi-layer method (``pyramid``, ``layercam``: default the output of every stage from
+    the second after the stem on; ``gradcam_pp``: several layers fused instead of one); each layer's own tube is
+    then in ``Explanation.layers``; a one-line error for a method that explains one layer.
     """
     from .methods import get_method
     from .multi_layer import check_layers
 
     check_layers(method, layers)
-    options = {} if layers is None else {"layers": list(layers)}
-    explainer = get_method(method)(model, layer=layer, clip_negative=clip_negative, **options)
+    explainer = get_method(method)(model, layer=layer, clip_negative=clip_negative, layers=layers)
     return explainer(clips, target=target, topk=topk, size=size, normalize=normalize)
 
 

@@ -23,6 +23,10 @@ class Explanation:
 
     ``tubes``: B×T×H×W in [0, 1] (B×K×T×H×W when several targets per clip were asked for);
     ``targets``: B (or B×K) class indices; ``logits``: B×num_classes.
+    ``layers``: for multi-layer methods (``pyramid``, ``layercam``, ``gradcam_pp`` with ``layers``), per explained
+    layer name, shallow → deep, that layer's own tube B×T×H_l×W_l (or B×K×T×H_l×W_l): upsampled in time to the
+    tubes' T, kept at the layer's spatial grid H_l×W_l, in [0, 1] per tube (raw with ``normalize=False``);
+    ``tubes`` is then the fused tube. ``None`` for single-layer methods.
     """
 
     tubes: torch.Tensor

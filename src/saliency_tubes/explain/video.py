@@ -47,6 +47,10 @@ class VideoExplanation:
     ``frames``: the original uint8 frames N×H×W×3; ``frame_indices``: their indices in the source; ``tubes``:
     K×N×h×w in [0, 1] (one per target, at the model's input resolution, or any resolution: the writer resizes);
     ``targets``: K class indices; ``probs``: the class probabilities that ``predictions`` lists.
+    ``layers``: for multi-layer methods (``pyramid``, ``layercam``, ``gradcam_pp`` with ``layers``), per explained
+    layer name (shallow → deep), that layer's own whole-video tube as a float32 array K×N×H_l×W_l in [0, 1] (one
+    N×H_l×W_l tube per target, as ``tubes``): at the layer's spatial grid, one map per explained frame, stitched
+    across clips and normalised once per video like ``tubes``; ``tubes`` is the fused tube. ``None`` otherwise.
     """
 
     source: str
@@ -103,11 +107,12 @@ class VideoExplainer:
         batch_size: int = 4,
         max_frames: int = 512,
         backend: str = "auto",
+        layers: list[str] | None = None,
     ):
         if batch_size < 1 or max_frames < 1:
             raise ValueError("batch_size and max_frames must be at least 1")
         self.model, self.info = model, info
-        self.method = get_method(method)(model, layer=layer, clip_negative=clip_negative)
+        self.method = get_method(method)(model, layer=layer, clip_negative=clip_negative, layers=layers)
         first = next(model.parameters(), None)
         self.device = torch.device(device) if device is not None else (first.device if first is not None else "cpu")
         self.batch_size, self.max_frames, self.backend = batch_size, max_frames, backend
@@ -152,13 +157,13 @@ class VideoExplainer:
         size = (clip_len, *small.shape[1:3])
 
         logits: list[torch.Tensor] = []
-        kept: list[tuple[int, torch.Tensor]] = []  # CAM: the clips' feature volumes, mapped once targets are known
+        kept: list[tuple[int, ClipForward]] = []  # CAM: the clips' feature volumes, mapped once targets are known
         if not method.gradients:
             with preserved_state(self.model):
                 for start, x in self._clip_batches(small, positions):
                     forward = method.run(x)
                     logits.append(forward.logits.float().cpu())
-                    kept.append((start, forward.activations))
+                    kept.append((start, forward))
         elif target is None:  # the targets first, from the same clips: forward only
             with preserved_state(self.model):
                 for _, x in self._clip_batches(small, positions):
@@ -170,18 +175,29 @@ class VideoExplainer:
             targets = probs.topk(min(topk, len(probs))).indices.tolist()
 
         stitcher = TubeStitcher(len(targets), n, size[1:])
+        layer_stitchers: dict[str, TubeStitcher] = {}  # multi-layer methods: one per layer, at its own grid
         wanted = torch.tensor(targets, device=self.device)
 
         def add(start: int, forward: ClipForward) -> None:
             per_clip = wanted.expand(len(forward.logits), -1)
-            maps = method.tubes(method.maps(forward, per_clip), size, normalize=False)
+            if method.layers is None:
+                maps = method.tubes(method.maps(forward, per_clip), size, normalize=False)
+            else:
+                per_layer = method.maps_by_layer(forward, per_clip)
+                maps = method.tubes(method.fuse(per_layer), size, normalize=False)
+                for name, tubes in method.layer_tubes(per_layer, clip_len, normalize=False).items():
+                    if name not in layer_stitchers:
+                        grid = (int(tubes.shape[-2]), int(tubes.shape[-1]))
+                        layer_stitchers[name] = TubeStitcher(len(targets), n, grid)
+                    for j in range(len(tubes)):
+                        layer_stitchers[name].add(positions[start + j], tubes[j])
             for j in range(len(maps)):
                 stitcher.add(positions[start + j], maps[j])
 
         if not method.gradients:
             with preserved_state(self.model):
-                for (start, activations), clip_logit in zip(kept, logits, strict=True):
-                    add(start, ClipForward(activations, clip_logit))
+                for (start, clip_forward), clip_logit in zip(kept, logits, strict=True):
+                    add(start, ClipForward(clip_forward.activations, clip_logit, clip_forward.layers))
         else:
             graph_logits = []
             for start, x in self._clip_batches(small, positions):
@@ -202,6 +218,7 @@ class VideoExplainer:
             probs=probs,
             class_names=names,
             method=method.name,
+            layers={name: s.result().numpy().astype(np.float32) for name, s in layer_stitchers.items()} or None,
             fps=max(stream.fps / self.info.data.stride, 1.0),  # the explained frames play at the video's speed
             extra={
                 "fps": stream.fps,

@@ -38,6 +38,9 @@ class ClipForward:
 
     activations: torch.Tensor
     logits: torch.Tensor
+    layers: dict[str, torch.Tensor] | None = None
+    """Multi-layer methods: every explained layer's activations, shallow → deep (the order the forward pass
+    produced them); ``activations`` is then the deepest of them."""
 
 
 class ExplanationMethod:
@@ -47,6 +50,14 @@ class ExplanationMethod:
     :meth:`channel_weights` needs ∂score/∂activations: one backward pass to the layer per target), ``rectify``
     (ReLU on the low-resolution map, as Grad-CAM does), ``takes_layer`` (whether a ``layer`` other than the output
     of ``forward_features`` may be explained) and a one-line ``summary`` for ``--help``.
+
+    Multi-layer methods set ``multi_layer`` (they accept ``layers``, a list of module names) and, when they explain
+    several layers even if none are named, ``layers_by_default`` (then ``layers=None`` means
+    :func:`default_layers`: the output of every stage from the second after the stem on, e.g. ``layer2, layer3,
+    layer4``). Each layer gets its own low-resolution map (:meth:`maps_by_layer`, by default :meth:`layer_map` per
+    layer with the gradients of one backward pass to all of them), and :meth:`fuse` combines them into the fused map
+    (``fusion``: ``"max"``, ``"mean"`` or ``"geometric"``, after upsampling every map to the finest layer's grid and
+    dividing it by its maximum). ``self.layers`` is the list explained (``None``: one layer, as above).
 
     ``clip_negative`` zeroes negative evidence after upsampling and before normalising, so a region with no evidence
     for the class is 0 rather than lifted by the most negative one; ``False`` is the original Saliency Tubes
@@ -58,26 +69,42 @@ class ExplanationMethod:
     gradients: ClassVar[bool] = False
     rectify: ClassVar[bool] = False
     takes_layer: ClassVar[bool] = True
+    multi_layer: ClassVar[bool] = False
+    layers_by_default: ClassVar[bool] = False
+    fusion: ClassVar[str] = "max"
 
-    def __init__(self, model: nn.Module, layer: str | None = None, clip_negative: bool = True):
+    def __init__(
+        self,
+        model: nn.Module,
+        layer: str | None = None,
+        clip_negative: bool = True,
+        layers: list[str] | None = None,
+    ):
         from ...models.contract import check_contract
 
         check_contract(model)
         self.model: Any = model  # follows the contract (checked above): forward_features, forward_head, ...
         self.layer, self.clip_negative = layer, clip_negative
-        if layer is not None:
-            if not self.takes_layer:
-                takers = ", ".join(n for n, m in _REGISTRY.items() if m.takes_layer)
-                raise BadArgument(f"--layer applies to --method {takers}; {self.name} explains the last features")
-            modules = dict(model.named_modules())
-            if layer not in modules:
-                shown = ", ".join(list(modules)[1:6])
-                raise BadArgument(
-                    f"--layer {layer!r} is not a layer of {type(model).__name__} (no layer {layer!r}; e.g. {shown}, ...)"
-                )
-            self._module: nn.Module | None = modules[layer]
-        else:
-            self._module = None
+        self.layers: list[str] | None = None
+        self._module: nn.Module | None = None
+        self._modules: dict[str, nn.Module] = {}
+        if layers is not None and not self.multi_layer:
+            takers = ", ".join(n for n, m in _REGISTRY.items() if m.multi_layer)
+            raise BadArgument(f"--layers applies to --method {takers}; {self.name} explains one layer")
+        if layers is not None and layer is not None:
+            raise BadArgument("give --layer or --layers, not both")
+        if layer is not None and not self.takes_layer:
+            takers = ", ".join(n for n, m in _REGISTRY.items() if m.takes_layer)
+            raise BadArgument(f"--layer applies to --method {takers}; {self.name} explains the last features")
+        if self.layers_by_default and layers is None:
+            layers = [layer] if layer is not None else default_layers(model)
+        if layers is not None:
+            if not layers:
+                raise BadArgument(f"--layers needs at least one layer for {self.name}")
+            self.layers = list(dict.fromkeys(layers))
+            self._modules = {name: _find_module(model, name, "--layers") for name in self.layers}
+        elif layer is not None:
+            self._module = _find_module(model, layer, "--layer")
 
     # The hook -------------------------------------------------------------------------------------------------
     def channel_weights(
@@ -87,9 +114,34 @@ class ExplanationMethod:
         ``grads`` are ∂score/∂activations when the class sets ``gradients``, else ``None``."""
         raise NotImplementedError
 
+    def layer_map(self, activations: torch.Tensor, grads: torch.Tensor | None, targets: torch.Tensor) -> torch.Tensor:
+        """B×T'×H'×W' map of one layer for ``targets`` (B): by default ``Σ_c w_c·A_c`` with the weights of
+        :meth:`channel_weights`, rectified if the class sets ``rectify``. A method whose weights are per voxel
+        (LayerCAM) overrides this instead of :meth:`channel_weights`."""
+        import torch
+
+        m = torch.einsum("bc,bcthw->bthw", self.channel_weights(activations, grads, targets).float(), activations)
+        return torch.relu(m) if self.rectify else m
+
     # Shared machinery ----------------------------------------------------------------------------------------
     def forward(self, clips: torch.Tensor) -> ClipForward:
         """The layer's activations and the logits; call inside :func:`preserved_state` (see :meth:`__call__`)."""
+        if self.layers is not None:
+            outputs: dict[str, torch.Tensor] = {}
+            handles = [
+                module.register_forward_hook(lambda _m, _i, out, name=name: outputs.__setitem__(name, out))
+                for name, module in self._modules.items()
+            ]
+            try:
+                logits = self.model(clips)
+            finally:
+                for handle in handles:
+                    handle.remove()
+            missing = [name for name in self.layers if name not in outputs]
+            if missing:
+                raise BadArgument(f"layer {missing[0]!r} is not used in {type(self.model).__name__}'s forward pass")
+            # dicts keep insertion order: the order the forward pass finished the layers, shallow → deep
+            return ClipForward(next(reversed(outputs.values())), logits, outputs)
         if self._module is None:
             activations = self.model.forward_features(clips)
             return ClipForward(activations, self.model.forward_head(activations))
@@ -102,9 +154,12 @@ class ExplanationMethod:
         return ClipForward(captured[-1], logits)
 
     def maps(self, forward: ClipForward, targets: torch.Tensor) -> torch.Tensor:
-        """Raw low-resolution maps B×K×T'×H'×W' for ``targets`` (B×K)."""
+        """Raw low-resolution maps B×K×T'×H'×W' for ``targets`` (B×K); for a multi-layer method the fused map, on the
+        finest layer's grid (:meth:`fuse` of :meth:`maps_by_layer`)."""
         import torch
 
+        if self.layers is not None:
+            return self.fuse(self.maps_by_layer(forward, targets))
         activations = forward.activations.detach().float()
         maps = []
         for k in range(targets.shape[1]):
@@ -113,10 +168,59 @@ class ExplanationMethod:
                 score = forward.logits.gather(1, targets[:, k : k + 1]).sum()
                 (grads,) = torch.autograd.grad(score, forward.activations, retain_graph=k + 1 < targets.shape[1])
                 grads = grads.float()
-            weights = self.channel_weights(activations, grads, targets[:, k])
-            m = torch.einsum("bc,bcthw->bthw", weights.float(), activations)
-            maps.append(torch.relu(m) if self.rectify else m)
+            maps.append(self.layer_map(activations, grads, targets[:, k]))
         return torch.stack(maps, 1)
+
+    def maps_by_layer(self, forward: ClipForward, targets: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Raw maps B×K×T'_l×H'_l×W'_l of every explained layer (shallow → deep) for ``targets`` (B×K): by default
+        :meth:`layer_map` on each layer, with the gradients of one backward pass per target to all the layers."""
+        import torch
+
+        assert forward.layers is not None, "maps_by_layer needs a multi-layer forward pass"
+        names, acts = list(forward.layers), list(forward.layers.values())
+        detached = [a.detach().float() for a in acts]
+        maps: dict[str, list[torch.Tensor]] = {name: [] for name in names}
+        for k in range(targets.shape[1]):
+            grads: list[torch.Tensor | None] = [None] * len(acts)
+            if self.gradients:
+                score = forward.logits.gather(1, targets[:, k : k + 1]).sum()
+                found = torch.autograd.grad(
+                    score, acts, retain_graph=k + 1 < targets.shape[1], allow_unused=True, materialize_grads=True
+                )
+                grads = [g.float() for g in found]
+            for name, a, g in zip(names, detached, grads, strict=True):
+                maps[name].append(self.layer_map(a, g, targets[:, k]))
+        return {name: torch.stack(m, 1) for name, m in maps.items()}
+
+    def fuse(self, maps: dict[str, torch.Tensor]) -> torch.Tensor:
+        """One map from the layers' maps (B×K×T'_l×H'_l×W'_l each): every map upsampled to the finest grid (the
+        largest T', H' and W' among the layers), its negative part zeroed and divided by its maximum (per sample and
+        target), then combined voxel by voxel according to ``fusion``: ``"max"`` (the strongest layer),
+        ``"mean"``, or ``"geometric"`` (the geometric mean: high only where every layer agrees)."""
+        import torch
+
+        from ..core import upsample_tubes
+
+        grid = tuple(max(m.shape[-3 + i] for m in maps.values()) for i in range(3))
+        scaled = []
+        for m in maps.values():
+            up = upsample_tubes(m.float(), grid).clamp(min=0)  # type: ignore[arg-type]
+            scaled.append(up / up.flatten(-3).amax(-1).clamp(min=1e-12)[..., None, None, None])
+        stack = torch.stack(scaled)
+        if self.fusion == "max":
+            return stack.amax(0)
+        if self.fusion == "mean":
+            return stack.mean(0)
+        if self.fusion == "geometric":
+            return stack.prod(0).pow(1 / len(scaled))
+        raise ValueError(f"unknown fusion {self.fusion!r}")
+
+    def layer_tubes(
+        self, maps: dict[str, torch.Tensor], frames: int, normalize: bool = True
+    ) -> dict[str, torch.Tensor]:
+        """Every layer's raw maps (B×K×T'_l×H'_l×W'_l) upsampled in time to ``frames`` and kept at the layer's own
+        H'_l×W'_l: normalised to [0, 1] per tube, or raw (for stitching clips), as :meth:`tubes`."""
+        return {name: self.tubes(m, (frames, *m.shape[-2:]), normalize) for name, m in maps.items()}
 
     def tubes(self, maps: torch.Tensor, size: tuple[int, int, int], normalize: bool = True) -> torch.Tensor:
         """Maps upsampled to ``size`` (T×H×W); normalised to [0, 1] per tube, or raw (for stitching clips)."""
@@ -145,12 +249,44 @@ class ExplanationMethod:
         left as found."""
         from ..core import Explanation, preserved_state, resolve_targets
 
+        per_layer = None
         with preserved_state(self.model, grad=self.gradients):
             forward = self.run(clips)
             targets = resolve_targets(forward.logits.detach(), target, topk)
-            maps = self.maps(forward, targets.view(targets.shape[0], -1))
-        tubes = self.tubes(maps, tuple(size or clips.shape[-3:]), normalize)  # type: ignore[arg-type]
-        return Explanation(tubes[:, 0] if targets.dim() == 1 else tubes, targets, forward.logits.detach())
+            if self.layers is not None:
+                per_layer = self.maps_by_layer(forward, targets.view(targets.shape[0], -1))
+                maps = self.fuse(per_layer)
+            else:
+                maps = self.maps(forward, targets.view(targets.shape[0], -1))
+        full: tuple[int, int, int] = size or tuple(clips.shape[-3:])  # type: ignore[assignment]
+        tubes = self.tubes(maps, full, normalize)
+        single = targets.dim() == 1
+        layers = None
+        if per_layer is not None:
+            layers = {n: t[:, 0] if single else t for n, t in self.layer_tubes(per_layer, full[0], normalize).items()}
+        return Explanation(tubes[:, 0] if single else tubes, targets, forward.logits.detach(), layers)
+
+
+def _find_module(model: nn.Module, name: str, option: str) -> nn.Module:
+    modules = dict(model.named_modules())
+    if name not in modules:
+        shown = ", ".join(list(modules)[1:6])
+        raise BadArgument(
+            f"{option} {name!r} is not a layer of {type(model).__name__} (no layer {name!r}; e.g. {shown}, ...)"
+        )
+    return modules[name]
+
+
+def default_layers(model: nn.Module) -> list[str]:
+    """The layers a multi-layer method explains by default: the output of every declared stage from the second
+    after the stem on (``stage_names(model)[2:]``, e.g. ``layer2, layer3, layer4`` of a ResNet, ``conv3, conv4,
+    tail`` of MFNet), or the last stage alone where a model declares fewer than three stages."""
+    from ...models.contract import stage_names
+
+    if not callable(getattr(model, "stage_groups", None)):
+        raise BadArgument(f"{type(model).__name__} does not declare its stages (stage_groups); name the --layers")
+    names = stage_names(model)
+    return names[2:] or names[-1:]
 
 
 _REGISTRY: dict[str, type[ExplanationMethod]] = {}

@@ -3,7 +3,8 @@
 The layer's activations ``A`` (B×C×T'×H'×W') are weighted per channel by the gradient of the target score:
 Grad-CAM by its spatio-temporal mean, Grad-CAM++ by the positive gradients weighted with the closed-form
 second/third-order coefficients (exponential score). ``ReLU(Σ_c w_c·A_c)`` is then upsampled and normalised
-like Saliency Tubes. Gradients are taken with ``torch.autograd.grad`` with respect to ``A`` only, so no
+like Saliency Tubes. Grad-CAM++ also explains several layers at once (``layers``), fusing their maps.
+Gradients are taken with ``torch.autograd.grad`` with respect to ``A`` only, so no
 parameter's ``.grad`` is touched; the forward hook used for a named layer is always removed.
 """
 
@@ -33,10 +34,16 @@ class GradCAM(ExplanationMethod):
 
 @register_method
 class GradCAMPlusPlus(ExplanationMethod):
+    """Grad-CAM++ on one layer (``layer``, default the output of ``forward_features``) or, with ``layers``, on
+    several: each layer's map as above, fused by the mean of the layers' maps, each upsampled to the finest layer's
+    grid and divided by its maximum (:meth:`ExplanationMethod.fuse`)."""
+
     name = "gradcam_pp"
-    summary = "Grad-CAM++: positive gradients with higher-order weights (any --layer)"
+    summary = "Grad-CAM++: positive gradients with higher-order weights (any --layer, or several --layers fused)"
     gradients = True
     rectify = True
+    multi_layer = True
+    fusion = "mean"
 
     def channel_weights(self, activations: torch.Tensor, grads: torch.Tensor | None, targets: torch.Tensor):
         assert grads is not None

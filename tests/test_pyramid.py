@@ -1,0 +1,123 @@
+"""Class Feature Pyramids: a loop-based reference of the walk back (per kept kernel, per channel), the paper's
+first step from the classifier weights, the fusion, and kept channels that follow the class."""
+
+import numpy as np
+import torch
+
+from saliency_tubes.explain import explain, get_method, normalize_tubes, upsample_tubes
+from saliency_tubes.models import create_model
+
+from helpers.models import ToyStagedNet
+
+LAYERS = ["stage2", "stage3", "stage4"]
+THETA = 0.6
+
+
+def captured_layers(model, x, names):
+    modules, out = dict(model.named_modules()), {}
+    handles = [modules[n].register_forward_hook(lambda _m, _i, o, n=n: out.__setitem__(n, o)) for n in names]
+    try:
+        logits = model(x)
+    finally:
+        for h in handles:
+            h.remove()
+    return out, logits
+
+
+def slow_keep(relevance: list[float]) -> list[int]:
+    top = max([r for r in relevance if r > 0], default=0.0)
+    return [c for c, r in enumerate(relevance) if r > 0 and r >= THETA * top]
+
+
+def slow_relevance(grad: np.ndarray, act: np.ndarray) -> list[float]:
+    """Σ over voxels of gradient × activation, channel by channel, voxel by voxel."""
+    out = []
+    for c in range(act.shape[0]):
+        total = 0.0
+        for idx in np.ndindex(act.shape[1:]):
+            total += grad[(c, *idx)] * act[(c, *idx)]
+        out.append(total)
+    return out
+
+
+def slow_pyramid(model, x, target, names):
+    """One sample: the kept channels and class tube of every depth, walking back one kept kernel at a time (each
+    counted with the sign of its mean activation)."""
+    x = x.clone().requires_grad_(True)
+    acts, logits = captured_layers(model, x, names)
+    maps, kept, sign = {}, {}, {}
+    for d in reversed(range(len(names))):
+        a = acts[names[d]]
+        if d == len(names) - 1:
+            (grad,) = torch.autograd.grad(logits[0, target], a, retain_graph=True)
+        else:  # the gradient of each kept kernel's mean response above, one kernel at a time, summed
+            grad = torch.zeros_like(a)
+            above = acts[names[d + 1]]
+            for i in kept[names[d + 1]]:
+                (g,) = torch.autograd.grad(above[0, i].mean(), a, retain_graph=True)
+                grad += sign[names[d + 1]][i] * g
+        a_np = a[0].detach().double().numpy()
+        g_np = grad[0].double().numpy()
+        kept[names[d]] = slow_keep(slow_relevance(g_np, a_np))
+        sign[names[d]] = {c: -1.0 if a_np[c].mean() < 0 else 1.0 for c in kept[names[d]]}
+        cam = np.zeros(a_np.shape[1:])
+        for c in kept[names[d]]:
+            cam += sign[names[d]][c] * a_np[c]
+        maps[names[d]] = torch.from_numpy(cam).float()
+    return maps, kept
+
+
+def test_pyramid_equals_a_loop_over_its_formula_per_depth_and_fused():
+    torch.manual_seed(3)
+    model = ToyStagedNet().eval()
+    clips = torch.randn(3, 3, 4, 16, 16)
+    ours = explain(model, clips, method="pyramid")
+    assert list(ours.layers) == LAYERS
+    for b in range(3):
+        maps, kept = slow_pyramid(model, clips[b : b + 1], int(ours.targets[b]), LAYERS)
+        assert all(kept[n] for n in LAYERS), kept  # a real walk: channels kept at every depth
+        scaled = []
+        grid = tuple(max(m.shape[i] for m in maps.values()) for i in range(3))
+        for name in LAYERS:
+            m = maps[name]
+            expected = normalize_tubes(upsample_tubes(m[None], (4, *m.shape[1:])), clip_negative=True)[0]
+            torch.testing.assert_close(ours.layers[name][b], expected, rtol=1e-4, atol=1e-4)
+            up = upsample_tubes(m[None], grid)[0].clamp(min=0)
+            scaled.append(up / up.max())
+        geometric = torch.stack(scaled).prod(0).pow(1 / 3)
+        fused = normalize_tubes(upsample_tubes(geometric[None], (4, 16, 16)))[0]
+        torch.testing.assert_close(ours.tubes[b], fused, rtol=1e-4, atol=1e-4)
+
+
+def test_the_first_step_is_the_papers_classifier_weight_times_pooled_activation():
+    """On a global-average-pool + linear head, the deepest depth keeps the channels whose W[k, c] · mean(A[c]) is
+    at least θ of the largest — computed here from the classifier weights alone, without autograd."""
+    torch.manual_seed(1)
+    model = create_model("resnet3d_10", 6, width=4, no_max_pool=True, conv1_t_size=3).eval()
+    clips = torch.randn(2, 3, 4, 32, 32)
+    ours = explain(model, clips, method="pyramid", layers=["layer4"])
+    with torch.no_grad():
+        features = model.forward_features(clips)
+    weight = model.fc.weight
+    for b in range(2):
+        k = int(ours.targets[b])
+        scores = [float(weight[k, c].detach() * features[b, c].mean()) for c in range(features.shape[1])]
+        keep = slow_keep(scores)
+        assert 0 < len(keep) < features.shape[1]
+        tube = features[b, keep].sum(0)  # post-ReLU features, positive weights: every sign is +1
+        expected = normalize_tubes(upsample_tubes(tube[None], (4, *tube.shape[1:])), clip_negative=True)[0]
+        torch.testing.assert_close(ours.layers["layer4"][b], expected, rtol=1e-4, atol=1e-4)
+
+
+def test_the_kept_channels_depend_on_the_class():
+    torch.manual_seed(3)
+    model = ToyStagedNet().eval()
+    clips = torch.randn(1, 3, 4, 16, 16)
+    method = get_method("pyramid")(model)
+    kept = []
+    for target in range(3):
+        _, per_depth = slow_pyramid(model, clips, target, LAYERS)
+        kept.append(per_depth["stage4"])
+        tubes = method(clips, target=target).layers["stage4"]
+        assert tubes.shape == (1, 4, 2, 2)
+    assert len({tuple(k) for k in kept}) > 1
