@@ -5,7 +5,8 @@ See ``docs/ARCHITECTURE.md`` ("The model contract") for the full text and a work
 
 from __future__ import annotations
 
-from typing import Protocol, cast, runtime_checkable
+from dataclasses import dataclass
+from typing import Literal, Protocol, cast, runtime_checkable
 
 import torch
 from torch import nn
@@ -32,6 +33,28 @@ class VideoModel(Protocol):
     def get_classifier(self) -> nn.Linear: ...
 
     def stage_groups(self) -> list[list[nn.Module]]: ...
+
+
+@dataclass(frozen=True)
+class TokenLayout:
+    """How to read a layer's output as a B×C×T'×H'×W' volume (what a transformer's ``token_layout`` returns).
+
+    ``grid``: T'×H'×W'. ``order``: ``"time-major"`` (token index ``t·H'·W' + h·W' + w``, as a tubelet
+    ``Conv3d`` flattened) or ``"space-major"`` (index ``(h·W' + w)·T' + t``). ``prefix``: class/register tokens
+    before the grid tokens (dropped). ``channels_last``: the output is a B×T'×H'×W'×C volume (torchvision's
+    Swin3D); ``order`` and ``prefix`` are then unused. The conversion is :func:`saliency_tubes.explain.tokens.to_volume`.
+    """
+
+    grid: tuple[int, int, int]
+    order: Literal["time-major", "space-major"] = "time-major"
+    prefix: int = 0
+    channels_last: bool = False
+
+    def __post_init__(self):
+        if self.order not in ("time-major", "space-major"):
+            raise ValueError(f"TokenLayout order {self.order!r}: 'time-major' or 'space-major'")
+        if len(self.grid) != 3 or min(self.grid) < 1 or self.prefix < 0:
+            raise ValueError(f"TokenLayout grid {self.grid} / prefix {self.prefix}: three sizes ≥ 1, prefix ≥ 0")
 
 
 REQUIRED = ("forward_features", "forward_head", "get_classifier")

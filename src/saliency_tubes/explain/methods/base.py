@@ -28,16 +28,21 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
+    from ...models.contract import TokenLayout
     from ..core import Explanation
 
 
 @dataclass
 class ClipForward:
     """One forward pass: the explained layer's activations (B×C×T'×H'×W') and the logits, with the graph between
-    them kept when the method needs gradients."""
+    them kept when the method needs gradients. For a token layer, ``captured`` is the tensor the layer returned
+    (B×N×C tokens, or channels-last; the one gradients are taken against) and ``layout`` says how it was read as
+    ``activations`` (:mod:`saliency_tubes.explain.tokens`); both are ``None`` for a volume."""
 
     activations: torch.Tensor
     logits: torch.Tensor
+    captured: torch.Tensor | None = None
+    layout: TokenLayout | None = None
 
 
 class ExplanationMethod:
@@ -89,30 +94,53 @@ class ExplanationMethod:
 
     # Shared machinery ----------------------------------------------------------------------------------------
     def forward(self, clips: torch.Tensor) -> ClipForward:
-        """The layer's activations and the logits; call inside :func:`preserved_state` (see :meth:`__call__`)."""
-        if self._module is None:
-            activations = self.model.forward_features(clips)
-            return ClipForward(activations, self.model.forward_head(activations))
-        captured: list[torch.Tensor] = []
-        handle = self._module.register_forward_hook(lambda _m, _i, out: captured.append(out))
+        """The layer's activations and the logits; call inside :func:`preserved_state` (see :meth:`__call__`).
+        Token outputs are read as a volume by :mod:`..tokens`. Without a ``layer`` a gradient method explains the
+        output of ``forward_features`` when it is a volume, else the last of the model's ``explain_layers()``
+        (after a class-token model's final norm only the class token reaches the head: its patch tokens have no
+        gradient)."""
+        from ..tokens import LAST_FEATURES, captured_tensor, explain_layers, layout_of, to_volume
+
+        module, name = self._module, self.layer or LAST_FEATURES
+        if module is None and self.gradients and explain_layers(self.model):
+            name = explain_layers(self.model)[-1]
+            module = dict(self.model.named_modules())[name]
+        captured: list[Any] = []
+        handle = module.register_forward_hook(lambda _m, _i, out: captured.append(out)) if module is not None else None
         try:
-            logits = self.model(clips)
+            if self._module is None:
+                features = self.model.forward_features(clips)
+                logits = self.model.forward_head(features)
+            else:
+                logits = self.model(clips)
         finally:
-            handle.remove()
-        return ClipForward(captured[-1], logits)
+            if handle is not None:
+                handle.remove()
+        if self._module is None and (module is None or layout_of(self.model, LAST_FEATURES, features) is None):
+            output, name = features, LAST_FEATURES  # a feature volume (or no blocks listed): explain it
+        else:
+            output = captured[-1]
+        layout = layout_of(self.model, name, output)
+        raw = captured_tensor(output)
+        if layout is None:
+            return ClipForward(to_volume(raw, None, name, self.model), logits)
+        return ClipForward(to_volume(raw, layout, name, self.model), logits, raw, layout)
 
     def maps(self, forward: ClipForward, targets: torch.Tensor) -> torch.Tensor:
         """Raw low-resolution maps B×K×T'×H'×W' for ``targets`` (B×K)."""
         import torch
 
+        from ..tokens import to_volume
+
         activations = forward.activations.detach().float()
+        explained = forward.activations if forward.captured is None else forward.captured  # in the graph
         maps = []
         for k in range(targets.shape[1]):
             grads = None
             if self.gradients:
                 score = forward.logits.gather(1, targets[:, k : k + 1]).sum()
-                (grads,) = torch.autograd.grad(score, forward.activations, retain_graph=k + 1 < targets.shape[1])
-                grads = grads.float()
+                (grads,) = torch.autograd.grad(score, explained, retain_graph=k + 1 < targets.shape[1])
+                grads = to_volume(grads, forward.layout).float()  # read as the activations were
             weights = self.channel_weights(activations, grads, targets[:, k])
             m = torch.einsum("bc,bcthw->bthw", weights.float(), activations)
             maps.append(torch.relu(m) if self.rectify else m)
