@@ -52,7 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="normalise the signed map as the original code did, instead of clipping negative evidence to zero first",
     )
-    add("--layer", help="layer of a gradient method (a module name, e.g. layer3; default the last feature volume)")
+    add(
+        "--layer",
+        help="layer of a gradient method (a module name, e.g. layer3 or blocks.3; default the last feature volume, "
+        "or a transformer's last explainable block)",
+    )
     add("--max-frames", type=int, default=512, help="explain at most this many frames from the start of each video")
     add("--batch-size", type=int, default=4, help="clips per forward pass")
     add("--device", default="auto", help="'auto', 'cpu', 'cuda', 'cuda:1', ...")

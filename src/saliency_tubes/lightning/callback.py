@@ -58,8 +58,9 @@ class SaliencyTubesCallback(pl.Callback):
         clip_negative: clip negative evidence to zero before normalising (CAM; ``false`` = the original min–max).
         seed: choice of the samples.
         method: a registered explanation method: ``saliency_tubes`` (CAM, almost free), ``gradcam`` or
-            ``gradcam_pp`` (one backward pass), ...
-        layer: the layer for the gradient methods (a module name of the model; default its last conv block).
+            ``gradcam_pp`` (one backward pass), ``rollout`` (ViTs: attention rollout, class-agnostic), ...
+        layer: the layer for the gradient methods (a module name of the model; default the last feature volume,
+            or for a token model the last of its ``explain_layers()``).
         faithfulness: also log ``val/deletion_auc`` and ``val/insertion_auc`` of the samples' tubes (2 × (steps+1)
             forward passes of the samples per epoch).
         faithfulness_steps: deletion/insertion steps.
