@@ -13,7 +13,7 @@ from torch import nn
 
 from ..config import KINETICS_MEAN, KINETICS_STD, DataConfig
 from ..errors import SaliencyTubesError
-from .contract import VideoModel, check_contract, stage_names
+from .contract import TokenLayout, VideoModel, check_contract, stage_names
 from .inflate import inflate_state_dict
 from .pretrained import LoadReport, load_weights, read_weight_file
 from .resnet3d import LAYERS, ResNet3d
@@ -26,6 +26,15 @@ TORCHVISION_INPUT = DataConfig(16, 1, 112, KINETICS_MEAN, KINETICS_STD, classifi
 MFNET_INPUT = DataConfig(
     16, 2, 224, (124 / 255, 117 / 255, 104 / 255), (1 / (0.0167 * 255),) * 3, classifier="classifier"
 )
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+# torchvision Swin3D weights: ImageNet mean/std, 224 px crops; evaluated on 32-frame clips at 15 fps (stride 2).
+SWIN3D_INPUT = DataConfig(32, 2, 224, IMAGENET_MEAN, IMAGENET_STD, classifier="head")
+# torchvision MViT weights: mean 0.45, std 0.225, 224 px; 16-frame clips at 7.5 fps (stride 4).
+MVIT_INPUT = DataConfig(16, 4, 224, (0.45, 0.45, 0.45), (0.225, 0.225, 0.225), classifier="head.1")
+# torchvision S3D weights: its Kinetics mean/std, 224 px; evaluated on 128-frame clips at 15 fps (stride 2).
+S3D_INPUT = DataConfig(128, 2, 224, KINETICS_MEAN, KINETICS_STD, classifier="classifier.1")
+# VideoMAE Kinetics-400 fine-tuning: 16 frames every 4th, 224 px, ImageNet mean/std.
+VIDEOMAE_INPUT = DataConfig(16, 4, 224, IMAGENET_MEAN, IMAGENET_STD, classifier="head")
 
 
 def _lazy(module: str, name: str, *args) -> Callable[..., nn.Module]:
@@ -43,6 +52,10 @@ _MODELS: dict[str, tuple[Callable[..., nn.Module], DataConfig]] = {
     **{f"resnet3d_{d}": (_lazy("resnet3d", "resnet3d", d), HARA_INPUT) for d in LAYERS},
     **{f"resnet2p1d_{d}": (_lazy("resnet2p1d", "resnet2p1d", d), HARA_INPUT) for d in LAYERS},
     **{name: (_lazy("torchvision_video", name), TORCHVISION_INPUT) for name in ("r3d_18", "mc3_18", "r2plus1d_18")},
+    **{name: (_lazy("torchvision_transformers", name), SWIN3D_INPUT) for name in ("swin3d_t", "swin3d_s", "swin3d_b")},
+    **{name: (_lazy("torchvision_transformers", name), MVIT_INPUT) for name in ("mvit_v1_b", "mvit_v2_s")},
+    "s3d": (_lazy("torchvision_transformers", "s3d"), S3D_INPUT),
+    **{name: (_lazy("vit_video", name), VIDEOMAE_INPUT) for name in ("vit_video_s", "vit_video_b")},
 }
 
 
@@ -126,6 +139,7 @@ def register_timm() -> list[str]:
 
 __all__ = [
     "DataConfig",
+    "TokenLayout",
     "VideoModel",
     "check_contract",
     "LoadReport",

@@ -82,6 +82,9 @@ class MFNet3D(nn.Module):
         dropout: dropout before the classifier (the reference uses 0.5 only when fine-tuning).
     """
 
+    cam_exact = True  # global average pooling into a linear classifier
+    cam_note = "global average pooling into a linear classifier: the CAM of forward_features averages to the logit"
+
     conv2: nn.Sequential  # the four stages of MF units, set in __init__
     conv3: nn.Sequential
     conv4: nn.Sequential

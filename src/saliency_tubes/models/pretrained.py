@@ -10,6 +10,7 @@ saliency-tubes export       ``.safetensors`` with a ``saliency_tubes`` metadata 
 3D-ResNets-PyTorch          ``{'arch', 'state_dict', 'epoch', 'optimizer', ...}`` with ``module.`` prefixes
 PyTorch-MFNet               ``{'epoch', 'state_dict'}`` with ``module.`` prefixes
 timm training checkpoint    ``{'arch', 'state_dict', ...}`` (also ``state_dict_ema``)
+VideoMAE / DeiT-style       ``{'model': ..., 'optimizer', 'epoch', ...}`` or ``{'module': ...}``
 plain state_dict            ``{name: tensor}`` (torchvision, timm, ``torch.save(model.state_dict())``), or a
                             ``.safetensors`` file without our metadata (timm / Hugging Face)
 ==========================  ============================================================================
@@ -103,7 +104,7 @@ def interpret_checkpoint(obj: object, path: str | Path = "checkpoint") -> Weight
                 f"{path} is a Lightning checkpoint without 'model.' weights: not from saliency-tubes"
             )
         return WeightFile(state, "saliency-tubes checkpoint", dict(obj["hyper_parameters"]))
-    for key in ("state_dict", "state_dict_ema", "model"):
+    for key in ("state_dict", "state_dict_ema", "model", "module"):
         if isinstance(obj.get(key), dict):
             fmt = (
                 "3D-ResNets-PyTorch / timm checkpoint"

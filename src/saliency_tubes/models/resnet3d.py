@@ -193,6 +193,9 @@ class ResNet3d(nn.Module):
             weights inflated from a 2D network).
     """
 
+    cam_exact = True  # global average pooling into a linear classifier
+    cam_note = "global average pooling into a linear classifier: the CAM of forward_features averages to the logit"
+
     blocks: tuple[Block, Block] = (BasicBlock, Bottleneck)
     layer1: nn.Sequential  # the four stages, set in __init__
     layer2: nn.Sequential

@@ -23,6 +23,9 @@ from torchvision.models.video.resnet import (
 class VideoResNetContract(VideoResNet):
     """``VideoResNet`` whose ``forward`` is split into ``forward_features`` and ``forward_head``."""
 
+    cam_exact = True  # global average pooling into a linear classifier
+    cam_note = "global average pooling into a linear classifier: the CAM of forward_features averages to the logit"
+
     def __init__(
         self, conv_makers: list[type[nn.Module]], stem: type[nn.Module], num_classes: int = 400, dropout: float = 0.0
     ):
