@@ -4,6 +4,7 @@ freedom, and the whole-video pipeline, explain.py and --evaluate with a toy vide
 
 import itertools
 import json
+import math
 import warnings
 
 import numpy as np
@@ -161,9 +162,67 @@ def test_cam_on_a_class_token_model_is_a_one_line_error_and_gradcam_works():
         explain(model, clips, method="saliency_tubes")
     message = str(error.value)
     assert "\n" not in message and "the head reads the class token" in message and "gradcam" in message
-    # without --layer: the last block whose patch tokens still reach the class token (explain_layers()[-1])
-    tubes = explain(model, clips, method="gradcam").tubes
-    assert (tubes.flatten(1).amax(1) > 0).all()
+    # the last block's patch tokens reach the head through nothing: a zero map; without --layer, the block before
+    assert explain(model, clips, method="gradcam", layer="blocks.2").tubes.max() == 0
+    default = explain(model, clips, method="gradcam").tubes
+    assert (default.flatten(1).amax(1) > 0).all()
+    torch.testing.assert_close(default, explain(model, clips, method="gradcam", layer="blocks.1").tubes)
+
+
+SMALL = {  # the transformers of the zoo, tiny and random: (constructor arguments, clip shape)
+    "swin3d_t": ({"embed_dim": 16, "depths": (1, 1), "num_heads": (1, 2), "window_size": (2, 4, 4)}, (2, 3, 8, 32, 48)),
+    "mvit_v2_s": ({"spatial_size": (64, 64), "temporal_size": 8}, (1, 3, 8, 64, 64)),
+    "vit_video_s": ({"embed_dim": 48, "depth": 2, "num_heads": 3, "img_size": 32, "num_frames": 4}, (2, 3, 4, 32, 32)),
+}
+# what each method does on each: a map, a map with a warning (approximate CAM), or a one-line refusal
+OUTCOME = {
+    ("swin3d_t", "rollout"): "rollout cannot read the attention of Swin3dContract",
+    ("mvit_v2_s", "saliency_tubes"): "saliency_tubes .CAM. does not apply to MViTContract: MViT classifies from",
+    ("mvit_v2_s", "rollout"): "blocks.0.attn is a MultiscaleAttention, not timm's Attention",
+    ("vit_video_s", "saliency_tubes"): "warn",
+}
+
+
+@pytest.mark.parametrize(  # MViT-V2-S keeps its full width (34.5M parameters): slow on 2 cores
+    "arch", [pytest.param(a, marks=[pytest.mark.slow] if a.startswith("mvit") else []) for a in SMALL]
+)
+@pytest.mark.parametrize("method", ["saliency_tubes", "gradcam", "gradcam_pp", "rollout"])
+def test_every_method_on_the_zoos_transformers(arch, method):
+    from saliency_tubes.models import create_model
+
+    torch.manual_seed(0)
+    kwargs, shape = SMALL[arch]
+    model = create_model(arch, 5, **kwargs).eval()
+    clips = torch.randn(*shape)
+    outcome = OUTCOME.get((arch, method))
+    if outcome and outcome != "warn":
+        with pytest.raises(BadArgument, match=outcome) as error:
+            explain(model, clips, method=method)
+        assert "\n" not in str(error.value)
+        return
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        tubes = explain(model, clips, method=method).tubes
+    assert [str(w.message).split(" (")[0] for w in caught] == (
+        ["saliency_tubes on VideoViT is approximate"] if outcome else []
+    )
+    assert tubes.shape == (shape[0], *shape[2:]) and (tubes.flatten(1).amax(1) == 1).all()
+    if method.startswith("grad"):  # every listed block gives a map (MViT's last: zeros, see above)
+        for layer in model.explain_layers()[:: max(1, len(model.explain_layers()) - 1)]:
+            assert explain(model, clips, method=method, layer=layer).tubes.shape == tubes.shape
+
+
+def test_cam_of_swin3d_is_exact():
+    from saliency_tubes.models import create_model
+
+    torch.manual_seed(0)
+    kwargs, shape = SMALL["swin3d_t"]
+    model = create_model("swin3d_t", 5, **kwargs).eval()
+    clips = torch.randn(*shape)
+    grid = tuple(model.forward_features(clips).shape[2:])
+    raw = {"size": grid, "normalize": False, "topk": 2}
+    cam, grad = explain(model, clips, method="saliency_tubes", **raw), explain(model, clips, method="gradcam", **raw)
+    torch.testing.assert_close(cam.tubes, grad.tubes * math.prod(grid), rtol=1e-4, atol=1e-5)
 
 
 # Rollout against a slow loop --------------------------------------------------------------------------------------

@@ -101,8 +101,7 @@ class ToyViT(nn.Module):
         return [[self.patch_embed], *[[b] for b in self.blocks]]
 
     def explain_layers(self):
-        names = [f"blocks.{i}" for i in range(len(self.blocks))]
-        return names[:-1] if self.pool == "cls" else names  # after the last block only the class token counts
+        return [f"blocks.{i}" for i in range(len(self.blocks))]
 
     def token_layout(self, layer, output):
         t, h, w = self.grid

@@ -96,17 +96,22 @@ class ExplanationMethod:
     def forward(self, clips: torch.Tensor) -> ClipForward:
         """The layer's activations and the logits; call inside :func:`preserved_state` (see :meth:`__call__`).
         Token outputs are read as a volume by :mod:`..tokens`. Without a ``layer`` a gradient method explains the
-        output of ``forward_features`` when it is a volume, else the last of the model's ``explain_layers()``
-        (after a class-token model's final norm only the class token reaches the head: its patch tokens have no
-        gradient)."""
+        output of ``forward_features`` when it is a volume, else the last of the model's ``explain_layers()`` —
+        the one before it when the head reads a class token (``forward_features``' tokens have a prefix and
+        ``cam_exact`` is False): the last block's patch tokens reach such a head through nothing (zero gradient)."""
         from ..tokens import LAST_FEATURES, captured_tensor, explain_layers, layout_of, to_volume
 
-        module, name = self._module, self.layer or LAST_FEATURES
-        if module is None and self.gradients and explain_layers(self.model):
-            name = explain_layers(self.model)[-1]
-            module = dict(self.model.named_modules())[name]
-        captured: list[Any] = []
-        handle = module.register_forward_hook(lambda _m, _i, out: captured.append(out)) if module is not None else None
+        if self._module is not None:
+            watched = {self.layer or LAST_FEATURES: self._module}
+        elif self.gradients:  # candidates for the default layer, used only if the features are tokens
+            modules = dict(self.model.named_modules())
+            watched = {name: modules[name] for name in explain_layers(self.model)[-2:]}
+        else:
+            watched = {}
+        captured: dict[str, Any] = {}
+        handles = [
+            m.register_forward_hook(lambda _m, _i, out, n=n: captured.__setitem__(n, out)) for n, m in watched.items()
+        ]
         try:
             if self._module is None:
                 features = self.model.forward_features(clips)
@@ -114,12 +119,18 @@ class ExplanationMethod:
             else:
                 logits = self.model(clips)
         finally:
-            if handle is not None:
+            for handle in handles:
                 handle.remove()
-        if self._module is None and (module is None or layout_of(self.model, LAST_FEATURES, features) is None):
-            output, name = features, LAST_FEATURES  # a feature volume (or no blocks listed): explain it
+        if self._module is not None:
+            name, output = next(iter(captured.items()))
         else:
-            output = captured[-1]
+            name, output = LAST_FEATURES, features
+            tokens = layout_of(self.model, LAST_FEATURES, features) if watched else None
+            if tokens is not None:  # token features: explain a block instead
+                names = list(watched)
+                class_token = tokens.prefix and getattr(self.model, "cam_exact", True) is False
+                name = names[0] if class_token and len(names) > 1 else names[-1]
+                output = captured[name]
         layout = layout_of(self.model, name, output)
         raw = captured_tensor(output)
         if layout is None:

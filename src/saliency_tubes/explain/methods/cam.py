@@ -16,6 +16,19 @@ if TYPE_CHECKING:
 _WARNED: WeakSet = WeakSet()  # the models already warned about: once per model
 
 
+def _warn(message: str) -> None:
+    """``rank_zero_warn`` also outside Lightning (explain.py), where nothing has set the process's rank: taken from
+    the environment as Lightning does on import."""
+    import os
+
+    from lightning_utilities.core.rank_zero import rank_zero_only, rank_zero_warn
+
+    if getattr(rank_zero_only, "rank", None) is None:
+        env = ("RANK", "LOCAL_RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK")
+        rank_zero_only.rank = next((int(os.environ[k]) for k in env if k in os.environ), 0)  # type: ignore[attr-defined]
+    rank_zero_warn(message)
+
+
 @register_method
 class SaliencyTubes(ExplanationMethod):
     """The classifier row of the target class weights the channels of ``forward_features``: a 3D CAM that costs
@@ -45,9 +58,7 @@ class SaliencyTubes(ExplanationMethod):
                 )
             if self.model not in _WARNED:
                 _WARNED.add(self.model)
-                from lightning_utilities.core.rank_zero import rank_zero_warn
-
-                rank_zero_warn(
+                _warn(
                     f"saliency_tubes on {model} is approximate ({note}): the classifier row of the target weights "
                     "the pre-norm tokens; gradcam is exact to its definition"
                 )
