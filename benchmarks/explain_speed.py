@@ -25,6 +25,15 @@ runs once per repeat, in turn, after one warm-up each); ratios are ratios of tho
    every parameter; ours: ``autograd.grad`` to the explained layer only), and the step after it (theirs: weights,
    CAM, ``scipy.ndimage.zoom`` and normalisation in numpy; ours: trilinear upsampling and normalisation in torch).
 5. Captum ``LayerGradCam`` + trilinear upsampling + normalisation / our Grad-CAM                target ≥ 1 (no slower)
+6. With ``--transformers`` (or ``--only-transformers``), torchvision's video transformers at their full width, on
+   a batch of ``--tx-frames``×``--tx-size``² clips (default 16×112², the models' relative positions sized to it):
+   - Swin3D-T: (forward + Saliency Tubes) / forward — the whole ``SaliencyTubes`` call (forward_features, head,
+     the channels-last volume read as B×C×T'×H'×W', CAM, upsampling, normalisation) against ``model(clips)``
+     under ``no_grad``                                                                          target ≤ 1.05
+   - MViT-V2-S: (forward + Grad-CAM) / (forward + backward) — the whole ``explain(..., "gradcam")`` call (forward
+     with the default block's ``(tokens, thw)`` captured, ``autograd.grad`` to those tokens, reshape, CAM,
+     upsampling, normalisation) against a forward and a ``backward()`` of the target score to every parameter
+                                                                                                 target ≤ 1.1
 
 Writes ``benchmarks/out/explain_speed.json``; exit status 1 when a target is missed.
 """
@@ -97,10 +106,16 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="3 repeats, batch 2")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--transformers", action="store_true", help="also item 6: Swin3D-T and MViT-V2-S")
+    parser.add_argument("--only-transformers", action="store_true", help="item 6 alone")
+    parser.add_argument("--tx-frames", type=int, default=16)
+    parser.add_argument("--tx-size", type=int, default=112)
     args = parser.parse_args()
     repeats, batch = (3, 2) if args.quick else (args.repeats, args.batch)
     device = torch.device(args.device)
-    results = Results("explain_speed")
+    results = Results("explain_speed_transformers" if args.only_transformers else "explain_speed")
+    if args.only_transformers:
+        return finish(results, transformer_rows(results, device, repeats, batch, args.tx_frames, args.tx_size))
     torch.manual_seed(0)
     model = create_model("resnet3d_18", num_classes=400).to(device).eval()
     clips = torch.randn(batch, 3, 16, 112, 112, device=device)
@@ -250,8 +265,58 @@ def main() -> int:
         results.target(
             "Captum LayerGradCam + upsampling / ours", t["captum + upsampling"] / t["ours grad-cam"], ">=", 1
         )
+    if args.transformers:
+        t.update(transformer_rows(results, device, repeats, batch, args.tx_frames, args.tx_size))
 
-    ratios = {k: results.figures.pop(k) for k in list(results.figures) if k != "input"}
+    return finish(results, t)
+
+
+def transformer_rows(results: Results, device: torch.device, repeats: int, batch: int, frames: int, side: int) -> dict:
+    """Item 6 of the module docstring: Swin3D-T's CAM and MViT-V2-S's Grad-CAM against their forward passes."""
+    torch.manual_seed(0)
+    clips = torch.randn(batch, 3, frames, side, side, device=device)
+    results.figure("transformers input", f"{batch} clips of {frames}×{side}×{side}, {device}")
+    swin = create_model("swin3d_t", num_classes=400).to(device).eval()
+    mvit = create_model("mvit_v2_s", 400, spatial_size=(side, side), temporal_size=frames).to(device).eval()
+
+    def forward(model):
+        with torch.no_grad():
+            model(clips)
+
+    def forward_backward(model):
+        model.zero_grad(set_to_none=True)
+        logits = model(clips)
+        logits.gather(1, logits.argmax(1, keepdim=True)).sum().backward()
+        model.zero_grad(set_to_none=True)
+
+    swin_cam = SaliencyTubes(swin)
+    t = side_by_side(
+        {
+            "swin3d_t forward": lambda: forward(swin),
+            "swin3d_t forward + saliency tubes": lambda: swin_cam(clips),
+            "mvit_v2_s forward + backward": lambda: forward_backward(mvit),
+            "mvit_v2_s forward + grad-cam (ours)": lambda: explain(mvit, clips, "gradcam"),
+        },
+        repeats,
+        device,
+    )
+    results.target(
+        "swin3d_t: (forward + Saliency Tubes) / forward",
+        t["swin3d_t forward + saliency tubes"] / t["swin3d_t forward"],
+        "<=",
+        1.05,
+    )
+    results.target(
+        "mvit_v2_s: (forward + Grad-CAM) / (forward + backward)",
+        t["mvit_v2_s forward + grad-cam (ours)"] / t["mvit_v2_s forward + backward"],
+        "<=",
+        1.1,
+    )
+    return t
+
+
+def finish(results: Results, t: dict) -> int:
+    ratios = {k: results.figures.pop(k) for k in list(results.figures) if "input" not in k}
     print(f"\n{'step':62s} {'median ms':>10s}")
     for name, seconds in t.items():
         print(f"{name:62s} {seconds * 1e3:10.1f}")

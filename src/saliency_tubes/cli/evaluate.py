@@ -18,7 +18,8 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import SaliencyTubesError
+from ..errors import BadArgument, SaliencyTubesError
+from ..explain.methods import method_names
 
 if TYPE_CHECKING:
     import torch
@@ -46,7 +47,12 @@ def add_arguments(group: argparse._ArgumentGroup, methods: list[str]) -> None:
         help="split to score (default val; the synthetic set's held-out split is test). The folder layouts read "
         "ROOT/NAME/; the others have one evaluation split, read for any NAME but train",
     )
-    group.add_argument("--methods", nargs="+", choices=methods, default=list(methods), help="methods to score")
+    group.add_argument(
+        "--methods",
+        nargs="+",
+        choices=methods,
+        help="methods to score (default: every method that applies to the model)",
+    )
     group.add_argument("--steps", type=int, default=128, help="deletion/insertion steps")
     group.add_argument("--grid", type=int, default=16, help="cells per frame side for deletion/insertion")
     group.add_argument(
@@ -95,7 +101,7 @@ def run_evaluation(args: argparse.Namespace, model: torch.nn.Module, info: Model
         values = evaluate(
             model,
             dataset,
-            args.methods,
+            args.methods or method_names(),
             device,
             steps=args.steps,
             grid=args.grid,
@@ -105,6 +111,7 @@ def run_evaluation(args: argparse.Namespace, model: torch.nn.Module, info: Model
             layer=args.layer,
             layers=args.layers,
             on_batch=lambda k: progress.advance(task, k),
+            on_skip=None if args.methods else lambda m, why: progress.console.print(f"{m} skipped: {why}"),
         )
     rows = summarise(values)
     console = Console()
@@ -128,16 +135,21 @@ def evaluate(
     max_clips: int | None = None,
     layer: str | None = None,
     on_batch=None,
+    on_skip=None,
     layers: list[str] | None = None,
 ) -> dict[str, dict[str, list[float]]]:
     """Per-clip metric values: ``{method or "random": {metric: [value per clip]}}``. ``layer`` applies to the
-    methods that take one, ``layers`` to those that take a list of layers (the others explain their own)."""
+    methods that take one, ``layers`` to those that take a list of layers (the others explain their own). With
+    ``on_skip`` (the default list of methods), a method that does not apply to the model (rollout on a CNN, CAM on a
+    class-token model: a :class:`BadArgument` on the first batch) is left out and ``on_skip(method, reason)``
+    called; without it, that error is raised."""
     import torch
 
     from ..explain import explain, get_method, lift, pointing_game, takes_layers, temporal_hit, tube_mass_in_gt
     from ..explain.faithfulness import deletion_insertion, random_tubes
 
     n = len(dataset) if max_clips is None else min(max_clips, len(dataset))
+    methods = list(methods)
     values: dict[str, dict[str, list[float]]] = {m: {} for m in [*methods, "random"]}
     for start in range(0, n, batch_size):
         items = [dataset.load(i, with_mask=True) for i in range(start, min(start + batch_size, n))]
@@ -146,15 +158,21 @@ def evaluate(
         masks = torch.stack([it["mask"] for it in items]).to(device) if has_truth else None
         moving = torch.stack([it["moving"] for it in items]).to(device) if has_truth else None
         maps: dict[str, torch.Tensor] = {}
-        for method in methods:
-            result = explain(
-                model,
-                clips,
-                method,
-                layer=layer if get_method(method).takes_layer else None,
-                layers=layers if takes_layers(method) else None,
-            )
+        for method in list(methods):
+            many = layers if takes_layers(method) else None
+            one = layer if get_method(method).takes_layer and many is None else None
+            try:
+                result = explain(model, clips, method, layer=one, layers=many)
+            except BadArgument as exc:
+                if on_skip is None or start:
+                    raise
+                on_skip(method, str(exc))
+                methods.remove(method)
+                del values[method]
+                continue
             maps[method], targets = result.tubes, result.targets
+        if not methods:
+            raise SaliencyTubesError("none of the methods applies to this model")
         maps["random"] = random_tubes(tuple(maps[methods[0]].shape), grid=grid, seed=start, device=device)
         for name, tubes in maps.items():
             scores = {}

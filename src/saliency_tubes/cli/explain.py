@@ -35,9 +35,10 @@ def run(args: argparse.Namespace) -> int:
         raise SaliencyTubesError("--topk, --max-frames and --batch-size must be at least 1")
     if not (args.export_safetensors or args.evaluate or (args.inputs and args.out)):
         raise SaliencyTubesError("give at least one INPUT and --out DIR (or --export-safetensors FILE, or --evaluate)")
+    from ..explain.methods import method_names
     from ..explain.multi_layer import check_layers
 
-    check_layers(args.methods if args.evaluate else args.method, args.layers)
+    check_layers((args.methods or method_names()) if args.evaluate else args.method, args.layers)
     on = device("cpu" if args.export_safetensors else args.device)
     model, info = load_model(args.checkpoint, args.arch, args.num_classes, args.class_names, on)
     if args.export_safetensors:

@@ -45,7 +45,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="normalise the signed map as the original code did, instead of clipping negative evidence to zero first",
     )
-    add("--layer", help="layer of a gradient method (a module name, e.g. layer3; default the last feature volume)")
+    add(
+        "--layer",
+        help="layer of a gradient method (a module name, e.g. layer3 or blocks.3; default the last feature volume, "
+        "or a transformer's last explainable block)",
+    )
     add(
         "--layers",
         nargs="+",

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -197,7 +197,7 @@ class VideoExplainer:
         if not method.gradients:
             with preserved_state(self.model):
                 for (start, clip_forward), clip_logit in zip(kept, logits, strict=True):
-                    add(start, ClipForward(clip_forward.activations, clip_logit, clip_forward.layers))
+                    add(start, replace(clip_forward, logits=clip_logit))
         else:
             graph_logits = []
             for start, x in self._clip_batches(small, positions):

@@ -67,8 +67,10 @@ class SaliencyTubesCallback(pl.Callback):
         clip_negative: clip negative evidence to zero before normalising (CAM; ``false`` = the original min–max).
         seed: choice of the samples.
         method: a registered explanation method: ``saliency_tubes`` (CAM, almost free), ``gradcam`` or
-            ``gradcam_pp`` (one backward pass), the multi-layer ``pyramid`` or ``layercam``, ...
-        layer: the layer for the gradient methods (a module name of the model; default its last conv block).
+            ``gradcam_pp`` (one backward pass), the multi-layer ``pyramid`` or ``layercam``, ``rollout`` (ViTs:
+            attention rollout, class-agnostic), ...
+        layer: the layer for the gradient methods (a module name of the model; default the last feature volume,
+            or for a token model the last of its ``explain_layers()``).
         layers: the layers a multi-layer method fuses, shallow to deep (module names, e.g. ``[layer2, layer3,
             layer4]``; default the method's own: the last block of every stage from the second on).
         faithfulness: also log ``val/deletion_auc`` and ``val/insertion_auc`` of the samples' tubes (2 × (steps+1)

@@ -6,7 +6,7 @@ See ``docs/ARCHITECTURE.md`` ("The model contract") for the full text and a work
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, cast, runtime_checkable
+from typing import Literal, Protocol, cast, runtime_checkable
 
 import torch
 from torch import nn
@@ -35,6 +35,28 @@ class VideoModel(Protocol):
     def stage_groups(self) -> list[list[nn.Module]]: ...
 
 
+@dataclass(frozen=True)
+class TokenLayout:
+    """How to read a layer's output as a B×C×T'×H'×W' volume (what a transformer's ``token_layout`` returns).
+
+    ``grid``: T'×H'×W'. ``order``: ``"time-major"`` (token index ``t·H'·W' + h·W' + w``, as a tubelet
+    ``Conv3d`` flattened) or ``"space-major"`` (index ``(h·W' + w)·T' + t``). ``prefix``: class/register tokens
+    before the grid tokens (dropped). ``channels_last``: the output is a B×T'×H'×W'×C volume (torchvision's
+    Swin3D); ``order`` and ``prefix`` are then unused. The conversion is :func:`saliency_tubes.explain.tokens.to_volume`.
+    """
+
+    grid: tuple[int, int, int]
+    order: Literal["time-major", "space-major"] = "time-major"
+    prefix: int = 0
+    channels_last: bool = False
+
+    def __post_init__(self):
+        if self.order not in ("time-major", "space-major"):
+            raise ValueError(f"TokenLayout order {self.order!r}: 'time-major' or 'space-major'")
+        if len(self.grid) != 3 or min(self.grid) < 1 or self.prefix < 0:
+            raise ValueError(f"TokenLayout grid {self.grid} / prefix {self.prefix}: three sizes ≥ 1, prefix ≥ 0")
+
+
 REQUIRED = ("forward_features", "forward_head", "get_classifier")
 
 
@@ -51,19 +73,3 @@ def stage_names(model: nn.Module) -> list[str]:
         raise SaliencyTubesError(f"{type(model).__name__} does not name its stages (see {CONTRACT_DOC})")
     names = {id(m): name for name, m in model.named_modules()}
     return [names[id(group[-1])] for group in cast(VideoModel, model).stage_groups() if group]
-
-
-@dataclass(frozen=True)
-class TokenLayout:
-    """How a transformer layer's output maps to a ``T'×H'×W'`` grid (``VideoModel.token_layout``).
-
-    ``grid``: ``(T', H', W')``. ``order``: ``"time-major"`` (token index ``t·H'·W' + h·W' + w``, as a Conv3d
-    patch embedding flattened) or ``"space-major"`` (index ``(h·W' + w)·T' + t``). ``prefix``: class tokens before
-    the grid tokens. ``channels_last``: the output is already a ``B×T'×H'×W'×C`` volume (torchvision's Swin3D);
-    then ``order`` and ``prefix`` are unused.
-    """
-
-    grid: tuple[int, int, int]
-    order: str = "time-major"
-    prefix: int = 0
-    channels_last: bool = False

@@ -28,19 +28,27 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
+    from ...models.contract import TokenLayout
     from ..core import Explanation
 
 
 @dataclass
 class ClipForward:
     """One forward pass: the explained layer's activations (B×C×T'×H'×W') and the logits, with the graph between
-    them kept when the method needs gradients."""
+    them kept when the method needs gradients. For a token layer, ``captured`` is the tensor the layer returned
+    (B×N×C tokens, or channels-last; the one gradients are taken against) and ``layout`` says how it was read as
+    ``activations`` (:mod:`saliency_tubes.explain.tokens`); both are ``None`` for a volume."""
 
     activations: torch.Tensor
     logits: torch.Tensor
+    captured: torch.Tensor | None = None
+    layout: TokenLayout | None = None
     layers: dict[str, torch.Tensor] | None = None
-    """Multi-layer methods: every explained layer's activations, shallow → deep (the order the forward pass
-    produced them); ``activations`` is then the deepest of them."""
+    """Multi-layer methods: every explained layer's activations read as volumes, shallow → deep (the order the
+    forward pass produced them); ``activations`` is then the deepest of them."""
+    sources: dict[str, tuple[torch.Tensor, TokenLayout | None]] | None = None
+    """Multi-layer methods: per layer, the tensor the layer returned (what gradients are taken against) and its
+    token layout (``None`` for a volume, which is then the tensor itself)."""
 
 
 class ExplanationMethod:
@@ -72,6 +80,7 @@ class ExplanationMethod:
     multi_layer: ClassVar[bool] = False
     layers_by_default: ClassVar[bool] = False
     fusion: ClassVar[str] = "max"
+    token_layers: ClassVar[bool] = True  # False: the method needs volumes of convolution stages (the pyramid's walk)
 
     def __init__(
         self,
@@ -125,9 +134,15 @@ class ExplanationMethod:
 
     # Shared machinery ----------------------------------------------------------------------------------------
     def forward(self, clips: torch.Tensor) -> ClipForward:
-        """The layer's activations and the logits; call inside :func:`preserved_state` (see :meth:`__call__`)."""
+        """The layer's activations and the logits; call inside :func:`preserved_state` (see :meth:`__call__`).
+        Token outputs are read as a volume by :mod:`..tokens`. Without a ``layer`` a gradient method explains the
+        output of ``forward_features`` when it is a volume, else the last of the model's ``explain_layers()`` —
+        the one before it when the head reads a class token (``forward_features``' tokens have a prefix and
+        ``cam_exact`` is False): the last block's patch tokens reach such a head through nothing (zero gradient)."""
+        from ..tokens import LAST_FEATURES, captured_tensor, explain_layers, layout_of, to_volume
+
         if self.layers is not None:
-            outputs: dict[str, torch.Tensor] = {}
+            outputs: dict[str, Any] = {}
             handles = [
                 module.register_forward_hook(lambda _m, _i, out, name=name: outputs.__setitem__(name, out))
                 for name, module in self._modules.items()
@@ -141,33 +156,68 @@ class ExplanationMethod:
             if missing:
                 raise BadArgument(f"layer {missing[0]!r} is not used in {type(self.model).__name__}'s forward pass")
             # dicts keep insertion order: the order the forward pass finished the layers, shallow → deep
-            return ClipForward(next(reversed(outputs.values())), logits, outputs)
-        if self._module is None:
-            activations = self.model.forward_features(clips)
-            return ClipForward(activations, self.model.forward_head(activations))
-        captured: list[torch.Tensor] = []
-        handle = self._module.register_forward_hook(lambda _m, _i, out: captured.append(out))
+            sources = {}
+            for name, output in outputs.items():
+                layout = layout_of(self.model, name, output)
+                if layout is not None and not self.token_layers:
+                    raise BadArgument(f"{self.name} needs convolutional layers; {name!r} returns tokens")
+                sources[name] = (captured_tensor(output), layout)
+            volumes = {name: to_volume(raw, layout, name, self.model) for name, (raw, layout) in sources.items()}
+            return ClipForward(next(reversed(volumes.values())), logits, layers=volumes, sources=sources)
+        if self._module is not None:
+            watched = {self.layer or LAST_FEATURES: self._module}
+        elif self.gradients:  # candidates for the default layer, used only if the features are tokens
+            modules = dict(self.model.named_modules())
+            watched = {name: modules[name] for name in explain_layers(self.model)[-2:]}
+        else:
+            watched = {}
+        captured: dict[str, Any] = {}
+        handles = [
+            m.register_forward_hook(lambda _m, _i, out, n=n: captured.__setitem__(n, out)) for n, m in watched.items()
+        ]
         try:
-            logits = self.model(clips)
+            if self._module is None:
+                features = self.model.forward_features(clips)
+                logits = self.model.forward_head(features)
+            else:
+                logits = self.model(clips)
         finally:
-            handle.remove()
-        return ClipForward(captured[-1], logits)
+            for handle in handles:
+                handle.remove()
+        if self._module is not None:
+            name, output = next(iter(captured.items()))
+        else:
+            name, output = LAST_FEATURES, features
+            tokens = layout_of(self.model, LAST_FEATURES, features) if watched else None
+            if tokens is not None:  # token features: explain a block instead
+                names = list(watched)
+                class_token = tokens.prefix and getattr(self.model, "cam_exact", True) is False
+                name = names[0] if class_token and len(names) > 1 else names[-1]
+                output = captured[name]
+        layout = layout_of(self.model, name, output)
+        raw = captured_tensor(output)
+        if layout is None:
+            return ClipForward(to_volume(raw, None, name, self.model), logits)
+        return ClipForward(to_volume(raw, layout, name, self.model), logits, raw, layout)
 
     def maps(self, forward: ClipForward, targets: torch.Tensor) -> torch.Tensor:
         """Raw low-resolution maps B×K×T'×H'×W' for ``targets`` (B×K); for a multi-layer method the fused map, on the
         finest layer's grid (:meth:`fuse` of :meth:`maps_by_layer`)."""
         import torch
 
+        from ..tokens import to_volume
+
         if self.layers is not None:
             return self.fuse(self.maps_by_layer(forward, targets))
         activations = forward.activations.detach().float()
+        explained = forward.activations if forward.captured is None else forward.captured  # in the graph
         maps = []
         for k in range(targets.shape[1]):
             grads = None
             if self.gradients:
                 score = forward.logits.gather(1, targets[:, k : k + 1]).sum()
-                (grads,) = torch.autograd.grad(score, forward.activations, retain_graph=k + 1 < targets.shape[1])
-                grads = grads.float()
+                (grads,) = torch.autograd.grad(score, explained, retain_graph=k + 1 < targets.shape[1])
+                grads = to_volume(grads, forward.layout).float()  # read as the activations were
             maps.append(self.layer_map(activations, grads, targets[:, k]))
         return torch.stack(maps, 1)
 
@@ -176,8 +226,11 @@ class ExplanationMethod:
         :meth:`layer_map` on each layer, with the gradients of one backward pass per target to all the layers."""
         import torch
 
-        assert forward.layers is not None, "maps_by_layer needs a multi-layer forward pass"
+        from ..tokens import to_volume
+
+        assert forward.layers is not None and forward.sources is not None, "maps_by_layer needs a multi-layer forward"
         names, acts = list(forward.layers), list(forward.layers.values())
+        sources = list(forward.sources.values())
         detached = [a.detach().float() for a in acts]
         maps: dict[str, list[torch.Tensor]] = {name: [] for name in names}
         for k in range(targets.shape[1]):
@@ -185,9 +238,13 @@ class ExplanationMethod:
             if self.gradients:
                 score = forward.logits.gather(1, targets[:, k : k + 1]).sum()
                 found = torch.autograd.grad(
-                    score, acts, retain_graph=k + 1 < targets.shape[1], allow_unused=True, materialize_grads=True
+                    score,
+                    [raw for raw, _ in sources],
+                    retain_graph=k + 1 < targets.shape[1],
+                    allow_unused=True,
+                    materialize_grads=True,
                 )
-                grads = [g.float() for g in found]
+                grads = [to_volume(g, layout).float() for g, (_, layout) in zip(found, sources, strict=True)]
             for name, a, g in zip(names, detached, grads, strict=True):
                 maps[name].append(self.layer_map(a, g, targets[:, k]))
         return {name: torch.stack(m, 1) for name, m in maps.items()}

@@ -58,6 +58,7 @@ class ClassFeaturePyramid(ExplanationMethod):
     gradients = True
     multi_layer = True
     layers_by_default = True
+    token_layers = False  # the walk back goes through convolution stages
     fusion = "geometric"
     threshold: ClassVar[float] = 0.6
 
