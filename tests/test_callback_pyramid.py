@@ -14,21 +14,13 @@ from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger, WandbLogger
 
 from saliency_tubes.data import VideoDataModule
 from saliency_tubes.errors import BadArgument
-from saliency_tubes.explain import method_names
 from saliency_tubes.lightning import RunCheckpoint, SaliencyTubesCallback, VideoClassifier
 
-from helpers.multi_layer import ToyDepths
 from helpers.wandb_records import history
 
 ARCH = {"width": 4, "conv1_t_size": 3, "no_max_pool": True}
 LAYERS = ["layer2", "layer3", "layer4"]
-METHODS = [
-    ToyDepths.name,
-    pytest.param(
-        "pyramid",
-        marks=pytest.mark.skipif("pyramid" not in method_names(), reason="method 'pyramid' not registered yet"),
-    ),
-]
+METHODS = ["pyramid"]  # layercam goes through the same writer and adapters (tests/test_cli_layers.py)
 
 
 @pytest.mark.parametrize("method", METHODS)

@@ -101,10 +101,11 @@ class AttentionRollout(ExplanationMethod):
         model: nn.Module,
         layer: str | None = None,
         clip_negative: bool = True,
+        layers: list[str] | None = None,
         head_fusion: str = "mean",
         discard_ratio: float = 0.0,
     ):
-        super().__init__(model, layer, clip_negative)
+        super().__init__(model, layer, clip_negative, layers)
         if head_fusion not in FUSIONS:
             raise BadArgument(f"rollout head_fusion {head_fusion!r}: choose from {', '.join(FUSIONS)}")
         if not 0 <= discard_ratio < 1:
