@@ -6,6 +6,7 @@ import itertools
 import json
 import math
 import warnings
+from functools import partial
 
 import numpy as np
 import pytest
@@ -441,3 +442,18 @@ def test_evaluate_leaves_out_the_default_methods_that_do_not_apply(tmp_path, tin
     assert list(values) == ["gradcam", "random"] and skipped[0][0] == "saliency_tubes"
     with pytest.raises(BadArgument, match="does not apply to ToyViT"):
         evaluate(model, dataset, ["saliency_tubes"], torch.device("cpu"), steps=2, grid=4, max_clips=2)
+
+
+def test_explain_py_without_a_method_uses_gradcam_where_cam_is_not_exact(monkeypatch, tmp_path, tiny_dataset, capsys):
+    """A class-token model (as MViT) gets Grad-CAM by default, with a note saying why, instead of CAM's refusal."""
+    from saliency_tubes import models
+
+    monkeypatch.setattr(models, "_MODELS", dict(models._MODELS))
+    build = partial(ToyViT, prefix=1, pool="cls")
+    models.register_model("toy_cls", DataConfig(clip_len=4, stride=2, input_size=32, classifier="head"))(build)
+    torch.save(build(num_classes=6).state_dict(), tmp_path / "toy_cls.pt")
+    video = next((tiny_dataset / "val").rglob("*.mp4"))
+    code, out = _main(["--checkpoint", tmp_path / "toy_cls.pt", "--arch", "toy_cls", video, "--out", tmp_path], capsys)
+    assert code == 0, out.err
+    assert "note: --method gradcam: CAM is not exact for toy_cls (the head reads the class token)" in out.out
+    assert json.loads((tmp_path / video.stem / "result.json").read_text())["method"] == "gradcam"

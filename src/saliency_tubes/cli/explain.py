@@ -35,15 +35,19 @@ def run(args: argparse.Namespace) -> int:
         raise SaliencyTubesError("--topk, --max-frames and --batch-size must be at least 1")
     if not (args.export_safetensors or args.evaluate or (args.inputs and args.out)):
         raise SaliencyTubesError("give at least one INPUT and --out DIR (or --export-safetensors FILE, or --evaluate)")
-    from ..explain.methods import method_names
+    from ..explain.methods import default_method, method_names
     from ..explain.multi_layer import check_layers
 
-    check_layers((args.methods or method_names()) if args.evaluate else args.method, args.layers)
+    check_layers((args.methods or method_names()) if args.evaluate else args.method or "saliency_tubes", args.layers)
     on = device("cpu" if args.export_safetensors else args.device)
     model, info = load_model(args.checkpoint, args.arch, args.num_classes, args.class_names, on)
     if args.export_safetensors:
         print(f"Exported {export_safetensors(model, info, args.export_safetensors)}")
         return 0
+    if args.method is None:
+        args.method = default_method(model)
+        if args.method != "saliency_tubes" and not args.evaluate:
+            print(f"note: --method {args.method}: CAM is not exact for {info.arch} ({getattr(model, 'cam_note', '')})")
     if args.evaluate:
         from .evaluate import run_evaluation
 

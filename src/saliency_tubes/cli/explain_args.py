@@ -37,8 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     add(
         "--method",
         choices=methods,
-        default="saliency_tubes",
-        help="; ".join(f"{m}: {get_method(m).summary}" for m in methods),
+        help="default saliency_tubes, or gradcam where CAM is not exact (a class token or a norm before the head); "
+        + "; ".join(f"{m}: {get_method(m).summary}" for m in methods),
     )
     add(
         "--keep-negative",

@@ -23,7 +23,7 @@ from ..explain import (
     write_explanation,
 )
 from ..explain.faithfulness import Baseline, deletion_insertion
-from ..explain.methods import MethodName
+from ..explain.methods import MethodName, default_method
 from ..report import append_metrics, build_run_report, write_confusion, write_run_info
 from .loggers import LoggerAdapter, TubeMedia, adapters_for
 from .run_checkpoint import run_folder
@@ -66,7 +66,8 @@ class SaliencyTubesCallback(pl.Callback):
         display_height: videos smaller than this are upscaled (nearest neighbour) for the dashboard.
         clip_negative: clip negative evidence to zero before normalising (CAM; ``false`` = the original min–max).
         seed: choice of the samples.
-        method: a registered explanation method: ``saliency_tubes`` (CAM, almost free), ``gradcam`` or
+        method: a registered explanation method (default ``saliency_tubes``, or ``gradcam`` for a model on which CAM
+            is not exact: ``cam_exact = False``): ``saliency_tubes`` (CAM, almost free), ``gradcam`` or
             ``gradcam_pp`` (one backward pass), the multi-layer ``pyramid`` or ``layercam``, ``rollout`` (ViTs:
             attention rollout, class-agnostic), ...
         layer: the layer for the gradient methods (a module name of the model; default the last feature volume,
@@ -92,7 +93,7 @@ class SaliencyTubesCallback(pl.Callback):
         display_height: int = 192,
         clip_negative: bool = True,
         seed: int = 0,
-        method: MethodName = "saliency_tubes",
+        method: MethodName | None = None,
         layer: str | None = None,
         layers: list[str] | None = None,
         faithfulness: bool = False,
@@ -104,8 +105,9 @@ class SaliencyTubesCallback(pl.Callback):
         super().__init__()
         if num_samples < 1 or every_n_epochs < 1:
             raise ValueError("num_samples and every_n_epochs must be at least 1")
-        get_method(method)  # an unknown name is a one-line error now, not at the first validation
-        check_layers(method, layers)  # and so are layers for a method that explains one
+        if method is not None:
+            get_method(method)  # an unknown name is a one-line error now, not at the first validation
+        check_layers(method or "saliency_tubes", layers)  # and so are layers for a method that explains one
         self.method, self.layer, self.layers = method, layer, layers
         self.faithfulness, self.faithfulness_steps = faithfulness, faithfulness_steps
         self.faithfulness_baseline = faithfulness_baseline
@@ -193,6 +195,8 @@ class SaliencyTubesCallback(pl.Callback):
             self._write_report(trainer, pl_module)
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.method is None:
+            self.method = default_method(getattr(pl_module, "model", pl_module))
         if self.report and trainer.is_global_zero:
             write_run_info(run_folder(trainer), self._run_info(trainer, pl_module))
 
@@ -256,6 +260,7 @@ class SaliencyTubesCallback(pl.Callback):
         if not samples:
             return None
         model = getattr(pl_module, "model", pl_module)
+        self.method = self.method or default_method(model)  # trainer.validate() alone has no on_fit_start
         clips = torch.stack([s["clip"] for s in samples]).to(pl_module.device)
         result = explain(
             model, clips, method=self.method, layer=self.layer, clip_negative=self.clip_negative, layers=self.layers

@@ -7,7 +7,7 @@ import pkgutil
 from importlib import import_module
 from typing import TYPE_CHECKING, Literal
 
-from .base import ClipForward, ExplanationMethod, get_method, method_names, register_method
+from .base import ClipForward, ExplanationMethod, default_method, get_method, method_names, register_method
 
 for _module in pkgutil.iter_modules(__path__):
     import_module(f".{_module.name}", __name__)
@@ -24,6 +24,7 @@ __all__ = [
     "ClipForward",
     "ExplanationMethod",
     "MethodName",
+    "default_method",
     "get_method",
     "method_names",
     "register_method",

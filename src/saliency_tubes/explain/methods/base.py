@@ -358,6 +358,13 @@ def register_method(cls: M) -> M:
     return cls
 
 
+def default_method(model: Any) -> str:
+    """The method used when none is named: Saliency Tubes (CAM) where it is exact — the head pools a feature volume
+    into a linear layer — else Grad-CAM (a class-token head, or a LayerNorm between the pooling and the classifier:
+    the model's ``cam_exact = False`` and its ``cam_note``)."""
+    return "saliency_tubes" if getattr(model, "cam_exact", True) else "gradcam"
+
+
 def method_names() -> list[str]:
     """Registered methods, in registration order."""
     return list(_REGISTRY)
