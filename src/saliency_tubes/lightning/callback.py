@@ -194,9 +194,11 @@ class SaliencyTubesCallback(pl.Callback):
         if self.report and not trainer.sanity_checking:
             self._write_report(trainer, pl_module)
 
-    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if self.method is None:
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if self.method is None:  # fit, validate and test alike
             self.method = default_method(getattr(pl_module, "model", pl_module))
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.report and trainer.is_global_zero:
             write_run_info(run_folder(trainer), self._run_info(trainer, pl_module))
 
@@ -260,8 +262,8 @@ class SaliencyTubesCallback(pl.Callback):
         if not samples:
             return None
         model = getattr(pl_module, "model", pl_module)
-        self.method = self.method or default_method(model)  # trainer.validate() alone has no on_fit_start
         clips = torch.stack([s["clip"] for s in samples]).to(pl_module.device)
+        assert self.method is not None, "set in setup()"
         result = explain(
             model, clips, method=self.method, layer=self.layer, clip_negative=self.clip_negative, layers=self.layers
         )
