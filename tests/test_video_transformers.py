@@ -14,6 +14,8 @@ from saliency_tubes.models import TokenLayout, create_model, data_config
 from saliency_tubes.models.pretrained import classifier_name
 from saliency_tubes.models.torchvision_transformers import MVIT_FLAGS, mvit_block_setting
 
+from helpers.common import REPO
+
 TRANSFORMERS = ["swin3d_t", "swin3d_s", "swin3d_b", "mvit_v1_b", "mvit_v2_s", "s3d"]
 
 
@@ -153,3 +155,27 @@ def test_a_torchvision_file_loads_as_explain_py_arch_does(tmp_path, name):
     assert info.num_classes == 9 and info.data == data_config(name)
     for key, value in reference.state_dict().items():
         assert torch.equal(model.state_dict()[key], value), key
+
+
+@pytest.mark.parametrize("name", ["swin3d_tiny_synthetic", "vit_tiny_synthetic", "mvit_tiny_synthetic"])
+def test_the_small_yaml_configs_build_train_and_explain(name):
+    """The CPU-sized transformers of configs/: built from the YAML's arch_kwargs, one training step, a tube."""
+    import yaml
+
+    from saliency_tubes.explain import explain
+    from saliency_tubes.explain.methods import default_method
+
+    config = yaml.safe_load((REPO / "configs" / f"{name}.yaml").read_text())
+    model = create_model(config["model"]["arch"], 6, **config["model"]["arch_kwargs"])
+    data = config["data"]
+    clips = torch.randn(2, 3, data["clip_len"], data["input_size"], data["input_size"])
+    torch.nn.functional.cross_entropy(model(clips), torch.tensor([0, 1])).backward()
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+    result = explain(model, clips, default_method(model))
+    assert result.tubes.shape == (2, data["clip_len"], data["input_size"], data["input_size"])
+    assert sum(p.numel() for p in model.parameters()) < 2_000_000  # small enough for CPU training
+
+
+def test_mvit_blocks_from_yaml_name_every_field():
+    with pytest.raises(SaliencyTubesError, match=r"blocks\[0\] needs exactly the fields"):
+        create_model("mvit_v2_s", 6, blocks=[{"num_heads": 1, "input_channels": 32}])

@@ -260,11 +260,22 @@ def _mvit(
     dropout: float = 0.5,
     attention_dropout: float = 0.0,
     stochastic_depth_prob: float = 0.2,
+    blocks: list[dict[str, Any]] | None = None,
 ) -> MViTContract:
+    """``blocks``: the blocks' settings instead of the variant's, one mapping of ``MSBlockConfig``'s fields per block
+    (``num_heads``, ``input_channels``, ``output_channels``, ``kernel_q``, ``kernel_kv``, ``stride_q``,
+    ``stride_kv``) — a small MViT for CPU training from YAML (configs/mvit_tiny_synthetic.yaml)."""
+    if blocks is not None:
+        fields = set(MSBlockConfig.__dataclass_fields__)
+        for i, block in enumerate(blocks):
+            unknown = set(block) - fields
+            if unknown or not fields <= set(block):
+                raise SaliencyTubesError(f"blocks[{i}] needs exactly the fields {sorted(fields)}; got {sorted(block)}")
+    setting = mvit_block_setting(variant) if blocks is None else [MSBlockConfig(**b) for b in blocks]
     return MViTContract(
         spatial_size=tuple(spatial_size),
         temporal_size=temporal_size,
-        block_setting=mvit_block_setting(variant),
+        block_setting=setting,
         dropout=dropout,
         attention_dropout=attention_dropout,
         stochastic_depth_prob=stochastic_depth_prob,
