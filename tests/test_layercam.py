@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from saliency_tubes.config import DataConfig
-from saliency_tubes.explain import VideoExplainer, explain, normalize_tubes, upsample_tubes
+from saliency_tubes.explain import VideoExplainer, explain, get_method, normalize_tubes, upsample_tubes
 from saliency_tubes.explain.methods.base import default_layers
 from saliency_tubes.models import create_model
 from saliency_tubes.models.io import ModelInfo
@@ -62,6 +62,8 @@ def reference_fusion(maps: list[torch.Tensor], how: str) -> torch.Tensor:
         up = upsample_tubes(m[None], grid)[0].clamp(min=0)
         scaled.append(up / max(float(up.max()), 1e-12))
     stack = torch.stack(scaled)
+    if how == "geometric":
+        return stack.prod(0).pow(1 / len(scaled))
     return stack.amax(0) if how == "max" else stack.mean(0)
 
 
@@ -81,7 +83,7 @@ def test_layercam_equals_a_loop_over_its_formula_per_layer_and_fused():
             maps.append(cam)
             expected = normalize_tubes(upsample_tubes(cam[None], (4, *cam.shape[1:])))[0]
             torch.testing.assert_close(ours.layers[name][b], expected, rtol=1e-4, atol=1e-4)
-        fused = normalize_tubes(upsample_tubes(reference_fusion(maps, "max")[None], (4, 16, 16)))[0]
+        fused = normalize_tubes(upsample_tubes(reference_fusion(maps, "geometric")[None], (4, 16, 16)))[0]
         torch.testing.assert_close(ours.tubes[b], fused, rtol=1e-4, atol=1e-4)
 
 
@@ -151,7 +153,8 @@ def test_multi_layer_methods_on_every_building_block(arch, method):
     clips = torch.randn(2, 3, 8, 32, 48)
     result = explain(model, clips, method=method)
     assert result.tubes.shape == (2, 8, 32, 48)
-    assert list(result.layers) == default_layers(model) and len(result.layers) == 3
+    depths = default_layers(model, get_method(method).default_from_stage)  # pyramid: every stage after the stem
+    assert list(result.layers) == depths and len(depths) == {"layercam": 3, "pyramid": 4}[method]
     grids = []
     for tube in result.layers.values():
         assert tube.shape[:2] == (2, 8) and tube.min() >= 0 and tube.max() <= 1
@@ -159,7 +162,7 @@ def test_multi_layer_methods_on_every_building_block(arch, method):
     assert grids == sorted(grids, reverse=True)  # shallow → deep: finest first
     assert result.tubes.min() >= 0 and result.tubes.max() <= 1 and result.tubes.amax((1, 2, 3)).gt(0).all()
     top = explain(model, clips, method=method, topk=2, target=None)
-    assert top.tubes.shape == (2, 2, 8, 32, 48) and top.layers[default_layers(model)[0]].shape[:3] == (2, 2, 8)
+    assert top.tubes.shape == (2, 2, 8, 32, 48) and top.layers[depths[0]].shape[:3] == (2, 2, 8)
     torch.testing.assert_close(top.tubes[:, 0], result.tubes)
 
 
@@ -191,8 +194,11 @@ def test_the_video_pipeline_stitches_every_layer_at_its_own_grid(tmp_path, metho
     result = VideoExplainer(model, info, method=method, batch_size=2).explain(path, topk=2)
     n = len(result.frame_indices)
     assert result.tubes.shape == (2, n, 32, 64)
-    assert list(result.layers) == ["layer2", "layer3", "layer4"]
-    for name, grid in zip(result.layers, [(8, 16), (4, 8), (2, 4)], strict=True):
+    grids = {"layer1": (16, 32), "layer2": (8, 16), "layer3": (4, 8), "layer4": (2, 4)}
+    if method != "pyramid":  # the pyramid's depths default to every stage after the stem, the others' from layer2
+        del grids["layer1"]
+    assert list(result.layers) == list(grids)
+    for name, grid in zip(result.layers, grids.values(), strict=True):
         tube = result.layers[name]
         assert isinstance(tube, np.ndarray) and tube.dtype == np.float32 and tube.shape == (2, n, *grid)
         assert tube.min() >= 0 and tube.max() == pytest.approx(1)

@@ -9,8 +9,8 @@ from saliency_tubes.models import create_model
 
 from helpers.models import ToyStagedNet
 
-LAYERS = ["stage2", "stage3", "stage4"]
-THETA = 0.6
+LAYERS = ["stage1", "stage2", "stage3", "stage4"]  # the default: every declared stage after the stem
+THETA = 0.0  # ClassFeaturePyramid.threshold
 
 
 def captured_layers(model, x, names):
@@ -24,9 +24,9 @@ def captured_layers(model, x, names):
     return out, logits
 
 
-def slow_keep(relevance: list[float]) -> list[int]:
+def slow_keep(relevance: list[float], theta: float = THETA) -> list[int]:
     top = max([r for r in relevance if r > 0], default=0.0)
-    return [c for c, r in enumerate(relevance) if r > 0 and r >= THETA * top]
+    return [c for c, r in enumerate(relevance) if r > 0 and r >= theta * top]
 
 
 def slow_relevance(grad: np.ndarray, act: np.ndarray) -> list[float]:
@@ -41,29 +41,35 @@ def slow_relevance(grad: np.ndarray, act: np.ndarray) -> list[float]:
 
 
 def slow_pyramid(model, x, target, names):
-    """One sample: the kept channels and class tube of every depth, walking back one kept kernel at a time (each
-    counted with the sign of its mean activation)."""
+    """One sample: the kept channels and class tube of every depth. The class tube is built voxel by voxel from the
+    kept channels' gradient × activation; the walk back sums, one kept kernel of the depth above at a time, the
+    gradient of that kernel's response weighted by its own gradient at the voxels where the tube above is positive."""
     x = x.clone().requires_grad_(True)
     acts, logits = captured_layers(model, x, names)
-    maps, kept, sign = {}, {}, {}
+    maps, kept = {}, {}
+    above_grad, above_positive = np.zeros(()), np.zeros(())
     for d in reversed(range(len(names))):
         a = acts[names[d]]
         if d == len(names) - 1:
             (grad,) = torch.autograd.grad(logits[0, target], a, retain_graph=True)
-        else:  # the gradient of each kept kernel's mean response above, one kernel at a time, summed
+        else:
             grad = torch.zeros_like(a)
             above = acts[names[d + 1]]
             for i in kept[names[d + 1]]:
-                (g,) = torch.autograd.grad(above[0, i].mean(), a, retain_graph=True)
-                grad += sign[names[d + 1]][i] * g
+                weight = torch.zeros_like(above[0, i])
+                for idx in np.ndindex(tuple(weight.shape)):
+                    if above_positive[idx]:
+                        weight[idx] = above_grad[(i, *idx)]
+                (g,) = torch.autograd.grad((above[0, i] * weight).sum(), a, retain_graph=True)
+                grad += g
         a_np = a[0].detach().double().numpy()
         g_np = grad[0].double().numpy()
         kept[names[d]] = slow_keep(slow_relevance(g_np, a_np))
-        sign[names[d]] = {c: -1.0 if a_np[c].mean() < 0 else 1.0 for c in kept[names[d]]}
         cam = np.zeros(a_np.shape[1:])
-        for c in kept[names[d]]:
-            cam += sign[names[d]][c] * a_np[c]
+        for idx in np.ndindex(cam.shape):
+            cam[idx] = max(0.0, sum(g_np[(c, *idx)] * a_np[(c, *idx)] for c in kept[names[d]]))
         maps[names[d]] = torch.from_numpy(cam).float()
+        above_grad, above_positive = g_np, cam > 0
     return maps, kept
 
 
@@ -84,14 +90,15 @@ def test_pyramid_equals_a_loop_over_its_formula_per_depth_and_fused():
             torch.testing.assert_close(ours.layers[name][b], expected, rtol=1e-4, atol=1e-4)
             up = upsample_tubes(m[None], grid)[0].clamp(min=0)
             scaled.append(up / up.max())
-        geometric = torch.stack(scaled).prod(0).pow(1 / 3)
+        geometric = torch.stack(scaled).prod(0).pow(1 / len(scaled))
         fused = normalize_tubes(upsample_tubes(geometric[None], (4, 16, 16)))[0]
         torch.testing.assert_close(ours.tubes[b], fused, rtol=1e-4, atol=1e-4)
 
 
 def test_the_first_step_is_the_papers_classifier_weight_times_pooled_activation():
     """On a global-average-pool + linear head, the deepest depth keeps the channels whose W[k, c] · mean(A[c]) is
-    at least θ of the largest — computed here from the classifier weights alone, without autograd."""
+    positive (at least θ of the largest), and its tube is CAM over the kept channels, ReLU(Σ_kept W[k, c] · A[c]) —
+    computed here from the classifier weights alone, without autograd."""
     torch.manual_seed(1)
     model = create_model("resnet3d_10", 6, width=4, no_max_pool=True, conv1_t_size=3).eval()
     clips = torch.randn(2, 3, 4, 32, 32)
@@ -104,7 +111,7 @@ def test_the_first_step_is_the_papers_classifier_weight_times_pooled_activation(
         scores = [float(weight[k, c].detach() * features[b, c].mean()) for c in range(features.shape[1])]
         keep = slow_keep(scores)
         assert 0 < len(keep) < features.shape[1]
-        tube = features[b, keep].sum(0)  # post-ReLU features, positive weights: every sign is +1
+        tube = torch.relu(torch.einsum("c,cthw->thw", weight[k, keep].detach(), features[b, keep]))
         expected = normalize_tubes(upsample_tubes(tube[None], (4, *tube.shape[1:])), clip_negative=True)[0]
         torch.testing.assert_close(ours.layers["layer4"][b], expected, rtol=1e-4, atol=1e-4)
 

@@ -79,6 +79,9 @@ class ExplanationMethod:
     takes_layer: ClassVar[bool] = True
     multi_layer: ClassVar[bool] = False
     layers_by_default: ClassVar[bool] = False
+    default_from_stage: ClassVar[int] = 2
+    """With ``layers_by_default``: the first declared stage explained by default (``stage_names(model)[i:]``; 2: from
+    the second stage after the stem on)."""
     fusion: ClassVar[str] = "max"
     token_layers: ClassVar[bool] = True  # False: the method needs volumes of convolution stages (the pyramid's walk)
 
@@ -106,7 +109,7 @@ class ExplanationMethod:
             takers = ", ".join(n for n, m in _REGISTRY.items() if m.takes_layer)
             raise BadArgument(f"--layer applies to --method {takers}; {self.name} explains the last features")
         if self.layers_by_default and layers is None:
-            layers = [layer] if layer is not None else default_layers(model)
+            layers = [layer] if layer is not None else default_layers(model, self.default_from_stage)
         if layers is not None:
             if not layers:
                 raise BadArgument(f"--layers needs at least one layer for {self.name}")
@@ -334,16 +337,17 @@ def _find_module(model: nn.Module, name: str, option: str) -> nn.Module:
     return modules[name]
 
 
-def default_layers(model: nn.Module) -> list[str]:
-    """The layers a multi-layer method explains by default: the output of every declared stage from the second
-    after the stem on (``stage_names(model)[2:]``, e.g. ``layer2, layer3, layer4`` of a ResNet, ``conv3, conv4,
-    tail`` of MFNet), or the last stage alone where a model declares fewer than three stages."""
+def default_layers(model: nn.Module, first: int = 2) -> list[str]:
+    """The layers a multi-layer method explains by default: the output of every declared stage from the ``first``
+    on (``stage_names(model)[first:]``; 2, the default: from the second after the stem on, e.g. ``layer2, layer3,
+    layer4`` of a ResNet, ``conv3, conv4, tail`` of MFNet; 1: every stage after the stem), or the last stage alone
+    where a model declares no more stages than that."""
     from ...models.contract import stage_names
 
     if not callable(getattr(model, "stage_groups", None)):
         raise BadArgument(f"{type(model).__name__} does not declare its stages (stage_groups); name the --layers")
     names = stage_names(model)
-    return names[2:] or names[-1:]
+    return names[first:] or names[-1:]
 
 
 _REGISTRY: dict[str, type[ExplanationMethod]] = {}
