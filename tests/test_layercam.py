@@ -87,6 +87,20 @@ def test_layercam_equals_a_loop_over_its_formula_per_layer_and_fused():
         torch.testing.assert_close(ours.tubes[b], fused, rtol=1e-4, atol=1e-4)
 
 
+def test_a_layer_no_gradient_reaches_is_left_out_of_the_geometric_fusion():
+    """The last block of a class-token model has an all-zero map (only the class token meets the head): it must not
+    zero the fused tube, which is then the geometric mean of the other layers."""
+    torch.manual_seed(0)
+    method = get_method("layercam")(ToyStagedNet(), layers=["stage1", "stage2"])
+    a, b = torch.rand(2, 1, 2, 4, 4), torch.rand(2, 1, 2, 4, 4)
+    dead = torch.zeros(2, 1, 2, 4, 4)
+    dead[1] = torch.rand(1, 2, 4, 4)  # alive for the second sample only
+    fused = method.fuse({"a": a, "b": b, "dead": dead})
+    unit = [m / m.flatten(-3).amax(-1)[..., None, None, None] for m in (a, b, dead[1:])]
+    torch.testing.assert_close(fused[0], (unit[0][0] * unit[1][0]).sqrt())
+    torch.testing.assert_close(fused[1], (unit[0][1] * unit[1][1] * unit[2][0]).pow(1 / 3))
+
+
 def test_multi_layer_gradcam_pp_fuses_the_single_layer_maps_by_their_mean():
     model = _toy()
     clips = torch.randn(2, 3, 4, 16, 16)

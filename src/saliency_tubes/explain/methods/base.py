@@ -256,7 +256,10 @@ class ExplanationMethod:
         """One map from the layers' maps (B×K×T'_l×H'_l×W'_l each): every map upsampled to the finest grid (the
         largest T', H' and W' among the layers), its negative part zeroed and divided by its maximum (per sample and
         target), then combined voxel by voxel according to ``fusion``: ``"max"`` (the strongest layer),
-        ``"mean"``, or ``"geometric"`` (the geometric mean: high only where every layer agrees)."""
+        ``"mean"``, or ``"geometric"`` (the geometric mean: high only where every layer agrees). A layer whose map is
+        zero everywhere for a sample and target (one no gradient reaches, as the last block of a class-token model:
+        only the class token meets the head) says nothing and is left out of that sample's geometric mean instead of
+        zeroing it."""
         import torch
 
         from ..core import upsample_tubes
@@ -272,7 +275,10 @@ class ExplanationMethod:
         if self.fusion == "mean":
             return stack.mean(0)
         if self.fusion == "geometric":
-            return stack.prod(0).pow(1 / len(scaled))
+            alive = (stack.flatten(-3).amax(-1) > 0)[..., None, None, None]  # L×B×K×1×1×1
+            count = alive.sum(0)
+            fused = torch.where(alive, stack, torch.ones_like(stack)).prod(0).pow(1 / count.clamp(min=1))
+            return fused * (count > 0)
         raise ValueError(f"unknown fusion {self.fusion!r}")
 
     def layer_tubes(
