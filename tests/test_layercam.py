@@ -62,8 +62,9 @@ def reference_fusion(maps: list[torch.Tensor], how: str) -> torch.Tensor:
         up = upsample_tubes(m[None], grid)[0].clamp(min=0)
         scaled.append(up / max(float(up.max()), 1e-12))
     stack = torch.stack(scaled)
-    if how == "geometric":
-        return stack.prod(0).pow(1 / len(scaled))
+    if how == "geometric":  # a layer with an all-zero map says nothing and is left out
+        alive = [m for m in scaled if float(m.max()) > 0]
+        return torch.stack(alive).prod(0).pow(1 / len(alive)) if alive else torch.zeros_like(scaled[0])
     return stack.amax(0) if how == "max" else stack.mean(0)
 
 
