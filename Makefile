@@ -19,11 +19,12 @@ install: $(STAMP)
 train: $(STAMP)
 	$(PY) train.py
 
+# two workers (pytest-xdist): on 2 cores the suite's subprocesses and imports leave a core idle in one worker
 test: $(STAMP)
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2
 
 test-fast: $(STAMP)
-	$(PY) -m pytest -m "not slow"
+	$(PY) -m pytest -n 2 -m "not slow"
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks
