@@ -8,7 +8,7 @@ from captum.attr import LayerGradCam
 from saliency_tubes.explain import METHODS, explain, normalize_tubes, upsample_tubes
 from saliency_tubes.models import create_model, list_models
 
-from helpers.models import ToyVideoNet
+from helpers.models import ToyVideoNet, untouched_check
 
 SMALL = {"width": 4, "no_max_pool": True, "conv1_t_size": 3}
 # One architecture per building block (deeper depths repeat the same blocks), at a small width where it has one.
@@ -90,23 +90,10 @@ def test_gradcam_pp_equals_direct_computation():
 @pytest.mark.parametrize("method", ["gradcam", "gradcam_pp"])
 def test_gradient_methods_have_no_side_effects(method):
     model = create_model("resnet3d_10", 4, width=4, dropout=0.5)
-    model.train()
-    model.layer3.eval()
-    model.conv1.weight.requires_grad_(False)
-    model.fc.weight.grad = torch.full_like(model.fc.weight, 7.0)
-    modes = {n: m.training for n, m in model.named_modules()}
-    state = {k: v.clone() for k, v in model.state_dict().items()}
     clips = torch.randn(2, 3, 4, 16, 16)
-    rng = torch.get_rng_state()
+    untouched = untouched_check(model, model.layer3, model.conv1.weight, model.fc.weight)
     explain(model, clips, method=method, layer="layer3")
-    assert {n: m.training for n, m in model.named_modules()} == modes
-    for k, v in model.state_dict().items():
-        assert torch.equal(v, state[k]), k
-    assert torch.equal(model.fc.weight.grad, torch.full_like(model.fc.weight, 7.0))
-    assert all(p.grad is None for n, p in model.named_parameters() if n != "fc.weight")
-    assert not model.conv1.weight.requires_grad
-    assert torch.equal(torch.get_rng_state(), rng)
-    assert all(not m._forward_hooks and not m._backward_hooks for m in model.modules())
+    untouched()
 
 
 def test_works_under_inference_mode_and_with_frozen_parameters():

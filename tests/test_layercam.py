@@ -12,7 +12,7 @@ from saliency_tubes.models import create_model
 from saliency_tubes.models.io import ModelInfo
 from saliency_tubes.videoio import write_video
 
-from helpers.models import ToyStagedNet, ToyVideoNet
+from helpers.models import ToyStagedNet, ToyVideoNet, captured_layers, untouched_check
 
 SMALL = {"width": 4, "no_max_pool": True, "conv1_t_size": 3}
 FAMILIES = {  # one architecture per building block
@@ -28,18 +28,6 @@ LAYERS = ["stage2", "stage3", "stage4"]
 def _toy():
     torch.manual_seed(3)
     return ToyStagedNet().eval()
-
-
-def captured_layers(model, x, names):
-    """Each named layer's output, with the graph from ``x`` (requires grad) to the logits."""
-    modules, out = dict(model.named_modules()), {}
-    handles = [modules[n].register_forward_hook(lambda _m, _i, o, n=n: out.__setitem__(n, o)) for n in names]
-    try:
-        logits = model(x)
-    finally:
-        for h in handles:
-            h.remove()
-    return out, logits
 
 
 def slow_layercam(activations: np.ndarray, grads: np.ndarray) -> np.ndarray:
@@ -124,24 +112,11 @@ def test_multi_layer_gradcam_pp_fuses_the_single_layer_maps_by_their_mean():
 @pytest.mark.parametrize("method", ["layercam", "pyramid", "gradcam_pp"])
 def test_multi_layer_methods_have_no_side_effects(method):
     model = create_model("resnet3d_10", 4, width=4, dropout=0.5, no_max_pool=True, conv1_t_size=3)
-    model.train()
-    model.layer3.eval()
-    model.conv1.weight.requires_grad_(False)
-    model.fc.weight.grad = torch.full_like(model.fc.weight, 7.0)
-    modes = {n: m.training for n, m in model.named_modules()}
-    state = {k: v.clone() for k, v in model.state_dict().items()}
     clips = torch.randn(2, 3, 4, 16, 16)
-    rng = torch.get_rng_state()
+    untouched = untouched_check(model, model.layer3, model.conv1.weight, model.fc.weight)
     result = explain(model, clips, method=method, layers=["layer2", "layer3", "layer4"], topk=2)
     assert result.tubes.shape == (2, 2, 4, 16, 16) and result.layers["layer2"].shape[:3] == (2, 2, 4)
-    assert {n: m.training for n, m in model.named_modules()} == modes
-    for k, v in model.state_dict().items():  # BN running statistics included
-        assert torch.equal(v, state[k]), k
-    assert torch.equal(model.fc.weight.grad, torch.full_like(model.fc.weight, 7.0))
-    assert all(p.grad is None for n, p in model.named_parameters() if n != "fc.weight")
-    assert not model.conv1.weight.requires_grad
-    assert torch.equal(torch.get_rng_state(), rng)
-    assert all(not m._forward_hooks and not m._backward_hooks for m in model.modules())
+    untouched()  # BN running statistics included
 
 
 @pytest.mark.parametrize("method", ["layercam", "pyramid", "gradcam_pp"])

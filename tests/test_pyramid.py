@@ -7,21 +7,10 @@ import torch
 from saliency_tubes.explain import explain, get_method, normalize_tubes, upsample_tubes
 from saliency_tubes.models import create_model
 
-from helpers.models import ToyStagedNet
+from helpers.models import ToyStagedNet, captured_layers
 
 LAYERS = ["stage1", "stage2", "stage3", "stage4"]  # the default: every declared stage after the stem
 THETA = 0.0  # ClassFeaturePyramid.threshold
-
-
-def captured_layers(model, x, names):
-    modules, out = dict(model.named_modules()), {}
-    handles = [modules[n].register_forward_hook(lambda _m, _i, o, n=n: out.__setitem__(n, o)) for n in names]
-    try:
-        logits = model(x)
-    finally:
-        for h in handles:
-            h.remove()
-    return out, logits
 
 
 def slow_keep(relevance: list[float], theta: float = THETA) -> list[int]:

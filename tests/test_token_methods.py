@@ -28,7 +28,7 @@ from saliency_tubes.explain.methods import BUILT_IN
 from saliency_tubes.models.io import ModelInfo
 from saliency_tubes.videoio import write_video
 
-from helpers.models import ToyVideoNet
+from helpers.models import ToyVideoNet, untouched_check
 from helpers.token_models import ToyViT
 
 GRID, SIZE = (2, 2, 3), (4, 16, 24)  # T'×H'×W' of a 4×16×24 clip with 2×8×8 tubelets: no two sizes alike
@@ -324,23 +324,10 @@ METHODS = ["saliency_tubes", "gradcam", "gradcam_pp", "rollout"]
 @pytest.mark.parametrize("method", METHODS)
 def test_token_methods_have_no_side_effects(method):
     model = _toy(attention="videomae", prefix=1, drop=0.5, fc_norm=False)
-    model.train()
-    model.blocks[1].eval()
-    model.patch_embed.weight.requires_grad_(False)
-    model.head.weight.grad = torch.full_like(model.head.weight, 7.0)
-    modes = {n: m.training for n, m in model.named_modules()}
-    state = {k: v.clone() for k, v in model.state_dict().items()}
     clips = torch.randn(2, 3, *SIZE)
-    rng = torch.get_rng_state()
+    untouched = untouched_check(model, model.blocks[1], model.patch_embed.weight, model.head.weight)
     explain(model, clips, method=method, layer="blocks.1" if method.startswith("grad") else None)
-    assert {n: m.training for n, m in model.named_modules()} == modes
-    for k, v in model.state_dict().items():
-        assert torch.equal(v, state[k]), k
-    assert torch.equal(model.head.weight.grad, torch.full_like(model.head.weight, 7.0))
-    assert all(p.grad is None for n, p in model.named_parameters() if n != "head.weight")
-    assert not model.patch_embed.weight.requires_grad
-    assert torch.equal(torch.get_rng_state(), rng)
-    assert all(not m._forward_hooks and not m._backward_hooks for m in model.modules())
+    untouched()
 
 
 @pytest.mark.parametrize("method", METHODS)

@@ -1,10 +1,28 @@
-"""Small models for the explanation tests."""
+"""Small models for the explanation tests, and what the tests of every method check on a model."""
+
+from collections.abc import Callable
 
 import torch
 from torch import nn
 
 
-class ToyVideoNet(nn.Module):
+class _PooledLinearHead(nn.Module):
+    """The contract's head for the toy models: global average pool, dropout, ``self.fc``."""
+
+    drop: nn.Dropout
+    fc: nn.Linear
+
+    def forward_head(self, f):
+        return self.fc(self.drop(f.mean((2, 3, 4))))
+
+    def forward(self, x):
+        return self.forward_head(self.forward_features(x))
+
+    def get_classifier(self):
+        return self.fc
+
+
+class ToyVideoNet(_PooledLinearHead):
     """A toy model following the contract: conv → features, global average pool → linear."""
 
     def __init__(self, channels=5, classes=4):
@@ -17,17 +35,8 @@ class ToyVideoNet(nn.Module):
     def forward_features(self, x):
         return torch.relu(self.bn(self.conv(x)))
 
-    def forward_head(self, f):
-        return self.fc(self.drop(f.mean((2, 3, 4))))
 
-    def forward(self, x):
-        return self.forward_head(self.forward_features(x))
-
-    def get_classifier(self):
-        return self.fc
-
-
-class ToyStagedNet(nn.Module):
+class ToyStagedNet(_PooledLinearHead):
     """A toy model that declares its stages (``stage_groups``), for the multi-layer methods: a stem and four
     stages (a plain conv, a grouped strided conv, a residual unit), global average pool → linear."""
 
@@ -45,14 +54,43 @@ class ToyStagedNet(nn.Module):
         h = self.stage3(self.stage2(self.stage1(self.stem(x))))
         return torch.relu(h + self.stage4(h))
 
-    def forward_head(self, f):
-        return self.fc(self.drop(f.mean((2, 3, 4))))
-
-    def forward(self, x):
-        return self.forward_head(self.forward_features(x))
-
-    def get_classifier(self):
-        return self.fc
-
     def stage_groups(self):
         return [[self.stem], [self.stage1], [self.stage2], [self.stage3], [self.stage4]]
+
+
+def captured_layers(model, x, names):
+    """Each named layer's output, with the graph from ``x`` (requires grad) to the logits."""
+    modules, out = dict(model.named_modules()), {}
+    handles = [modules[n].register_forward_hook(lambda _m, _i, o, n=n: out.__setitem__(n, o)) for n in names]
+    try:
+        logits = model(x)
+    finally:
+        for h in handles:
+            h.remove()
+    return out, logits
+
+
+def untouched_check(model, evaluated: nn.Module, frozen: torch.Tensor, graded: torch.Tensor) -> Callable[[], None]:
+    """Puts ``model`` in a mixed state — training, but ``evaluated`` in eval mode, ``frozen`` not requiring grad,
+    ``graded`` holding a ``.grad`` of sevens — and returns the check that an explanation left all of it, every
+    buffer (BN running statistics included), the RNG and the hooks as found. Create the clips before calling it:
+    the RNG state is taken here."""
+    model.train()
+    evaluated.eval()
+    frozen.requires_grad_(False)
+    graded.grad = torch.full_like(graded, 7.0)
+    modes = {n: m.training for n, m in model.named_modules()}
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    rng = torch.get_rng_state()
+
+    def check() -> None:
+        assert {n: m.training for n, m in model.named_modules()} == modes
+        for k, v in model.state_dict().items():
+            assert torch.equal(v, state[k]), k
+        assert torch.equal(graded.grad, torch.full_like(graded, 7.0))
+        assert all(p.grad is None for p in model.parameters() if p is not graded)
+        assert not frozen.requires_grad
+        assert torch.equal(torch.get_rng_state(), rng)
+        assert all(not m._forward_hooks and not m._backward_hooks for m in model.modules())
+
+    return check
