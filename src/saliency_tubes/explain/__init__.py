@@ -73,9 +73,7 @@ def explain(
     then in ``Explanation.layers``; a one-line error for a method that explains one layer.
     """
     from .methods import get_method
-    from .multi_layer import check_layers
 
-    check_layers(method, layers)
     explainer = get_method(method)(model, layer=layer, clip_negative=clip_negative, layers=layers)
     return explainer(clips, target=target, topk=topk, size=size, normalize=normalize)
 

@@ -100,9 +100,10 @@ class ExplanationMethod:
         self.layers: list[str] | None = None
         self._module: nn.Module | None = None
         self._modules: dict[str, nn.Module] = {}
-        if layers is not None and not self.multi_layer:
-            takers = ", ".join(n for n, m in _REGISTRY.items() if m.multi_layer)
-            raise BadArgument(f"--layers applies to --method {takers}; {self.name} explains one layer")
+        if layers is not None:
+            from ..multi_layer import check_layers  # imports this package: not at module level
+
+            check_layers(self.name, layers)  # a list of names, for a method that takes one
         if layers is not None and layer is not None:
             raise BadArgument("give --layer or --layers, not both")
         if layer is not None and not self.takes_layer:
