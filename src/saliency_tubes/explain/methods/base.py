@@ -17,6 +17,7 @@ Adding a method is one class in one file (see ``docs/ARCHITECTURE.md``, "Adding 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
@@ -146,16 +147,7 @@ class ExplanationMethod:
         from ..tokens import LAST_FEATURES, captured_tensor, explain_layers, layout_of, to_volume
 
         if self.layers is not None:
-            outputs: dict[str, Any] = {}
-            handles = [
-                module.register_forward_hook(lambda _m, _i, out, name=name: outputs.__setitem__(name, out))
-                for name, module in self._modules.items()
-            ]
-            try:
-                logits = self.model(clips)
-            finally:
-                for handle in handles:
-                    handle.remove()
+            outputs, logits = _outputs_of(self._modules, lambda: self.model(clips))
             missing = [name for name in self.layers if name not in outputs]
             if missing:
                 raise BadArgument(f"layer {missing[0]!r} is not used in {type(self.model).__name__}'s forward pass")
@@ -175,19 +167,14 @@ class ExplanationMethod:
             watched = {name: modules[name] for name in explain_layers(self.model)[-2:]}
         else:
             watched = {}
-        captured: dict[str, Any] = {}
-        handles = [
-            m.register_forward_hook(lambda _m, _i, out, n=n: captured.__setitem__(n, out)) for n, m in watched.items()
-        ]
-        try:
-            if self._module is None:
-                features = self.model.forward_features(clips)
-                logits = self.model.forward_head(features)
-            else:
-                logits = self.model(clips)
-        finally:
-            for handle in handles:
-                handle.remove()
+
+        def run() -> tuple[torch.Tensor | None, torch.Tensor]:
+            if self._module is not None:
+                return None, self.model(clips)
+            features = self.model.forward_features(clips)
+            return features, self.model.forward_head(features)
+
+        captured, (features, logits) = _outputs_of(watched, run)
         if self._module is not None:
             name, output = next(iter(captured.items()))
         else:
@@ -200,9 +187,7 @@ class ExplanationMethod:
                 output = captured[name]
         layout = layout_of(self.model, name, output)
         raw = captured_tensor(output)
-        if layout is None:
-            return ClipForward(to_volume(raw, None, name, self.model), logits)
-        return ClipForward(to_volume(raw, layout, name, self.model), logits, raw, layout)
+        return ClipForward(to_volume(raw, layout, name, self.model), logits, None if layout is None else raw, layout)
 
     def maps(self, forward: ClipForward, targets: torch.Tensor) -> torch.Tensor:
         """Raw low-resolution maps B×K×T'×H'×W' for ``targets`` (B×K); for a multi-layer method the fused map, on the
@@ -342,6 +327,24 @@ def _find_module(model: nn.Module, name: str, option: str) -> nn.Module:
             f"{option} {name!r} is not a layer of {type(model).__name__} (no layer {name!r}; e.g. {shown}, ...)"
         )
     return modules[name]
+
+
+R = TypeVar("R")
+
+
+def _outputs_of(modules: dict[str, nn.Module], run: Callable[[], R]) -> tuple[dict[str, Any], R]:
+    """``run()`` with a forward hook on each of ``modules`` keeping its output by name (in the order the forward
+    pass produced them); the hooks are always removed."""
+    outputs: dict[str, Any] = {}
+    handles = [
+        m.register_forward_hook(lambda _m, _i, out, n=n: outputs.__setitem__(n, out)) for n, m in modules.items()
+    ]
+    try:
+        result = run()
+    finally:
+        for handle in handles:
+            handle.remove()
+    return outputs, result
 
 
 def default_layers(model: nn.Module, first: int = 2) -> list[str]:
