@@ -24,6 +24,16 @@ def _offline_wandb(tmp_path_factory, monkeypatch):
     torch.set_num_threads(min(2, os.cpu_count() or 1))
 
 
+@pytest.fixture()
+def one_thread():
+    """On tiny inputs a second OpenMP thread only adds barrier waits, which stall for seconds on a busy machine:
+    modules of tiny-model tests use it with ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def tiny_dataset(tmp_path_factory) -> Path:
     """A small synthetic dataset: 6 classes × (4 train + 2 val + 1 test) videos of 12 frames at 32×32."""

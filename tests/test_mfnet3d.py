@@ -98,13 +98,7 @@ def reference_forward(state, x):
     return F.linear(bn_relu("tail.bn", h).mean((2, 3, 4)), state["classifier.weight"], state["classifier.bias"])
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """On tiny inputs a second OpenMP thread only adds barrier waits, which stall for seconds on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -19,12 +19,7 @@ from helpers.common import REPO
 TRANSFORMERS = ["swin3d_t", "swin3d_s", "swin3d_b", "mvit_v1_b", "mvit_v2_s", "s3d"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _same_logits(reference, ours, clip):

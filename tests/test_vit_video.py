@@ -18,12 +18,7 @@ from saliency_tubes.models.io import load_model
 SMALL = dict(embed_dim=48, depth=2, num_heads=3, img_size=32, num_frames=4)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def reference_state_dict(embed=48, depth=2, classes=5, mlp_ratio=4, seed=0):
