@@ -8,29 +8,12 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.loggers import WandbLogger
 
-from saliency_tubes.data import VideoDataModule, read_frames, video_info
-from saliency_tubes.lightning import RunCheckpoint, SaliencyTubesCallback, VideoClassifier
+from saliency_tubes.data import read_frames, video_info
+from saliency_tubes.lightning import RunCheckpoint, SaliencyTubesCallback
 from saliency_tubes.lightning.callback import balanced_indices
 
+from helpers.training import tiny_classifier
 from helpers.wandb_records import artifact_files, history, metric_definitions
-
-ARCH = {"width": 4, "conv1_t_size": 3, "no_max_pool": True}
-
-
-def _setup(root: Path, seed: int = 0):
-    pl.seed_everything(seed, verbose=False)
-    dm = VideoDataModule(root=str(root), clip_len=4, stride=2, input_size=32, batch_size=8, num_workers=0)
-    model = VideoClassifier(
-        arch="resnet3d_10",
-        num_classes=dm.num_classes,
-        class_names=dm.class_names,
-        arch_kwargs=ARCH,
-        clip_len=4,
-        stride=2,
-        input_size=32,
-        lr=0.05,
-    )
-    return dm, model
 
 
 def _trainer(tmp_path, callbacks, logger=False, epochs=2):
@@ -58,7 +41,7 @@ def test_balanced_indices():
 
 
 def test_callback_logs_videos_table_and_mass_to_an_offline_wandb_run(tmp_path, tiny_dataset):
-    dm, model = _setup(tiny_dataset)
+    dm, model = tiny_classifier(tiny_dataset)
     logger = WandbLogger(project="tests", save_dir=str(tmp_path), offline=True)
     ckpt = RunCheckpoint(root=str(tmp_path / "checkpoints"))
     trainer = _trainer(tmp_path, [ckpt, SaliencyTubesCallback(num_samples=3)], logger=logger)
@@ -115,7 +98,7 @@ def test_callback_changes_nothing_in_training(tmp_path, tiny_dataset):
     """Same seed, with and without the callback: identical weights, so it touched neither the model nor the RNG."""
     weights = []
     for callbacks in ([], [SaliencyTubesCallback(num_samples=2)]):
-        dm, model = _setup(tiny_dataset, seed=5)
+        dm, model = tiny_classifier(tiny_dataset, seed=5)
         _trainer(tmp_path / str(len(callbacks)), callbacks).fit(model, dm)
         weights.append(model.state_dict())
     assert list((tmp_path / "1").rglob("sample_0/overlay.mp4")), "the callback did run"
@@ -124,7 +107,7 @@ def test_callback_changes_nothing_in_training(tmp_path, tiny_dataset):
 
 
 def test_the_sample_set_travels_in_checkpoints(tmp_path, tiny_dataset):
-    dm, model = _setup(tiny_dataset)
+    dm, model = tiny_classifier(tiny_dataset)
     first = SaliencyTubesCallback(num_samples=3, seed=1)
     trainer = _trainer(tmp_path, [first, RunCheckpoint(root=str(tmp_path / "c"))], epochs=1)
     trainer.fit(model, dm)
@@ -144,7 +127,7 @@ def test_tensorboard_gets_gif_videos_and_tube_plots(tmp_path, tiny_dataset):
     from pytorch_lightning.loggers import TensorBoardLogger
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    dm, model = _setup(tiny_dataset)
+    dm, model = tiny_classifier(tiny_dataset)
     logger = TensorBoardLogger(save_dir=str(tmp_path), name="tb")
     _trainer(tmp_path, [SaliencyTubesCallback(num_samples=2)], logger=logger, epochs=2).fit(model, dm)
     events = EventAccumulator(logger.log_dir, size_guidance={"images": 0})
@@ -161,7 +144,7 @@ def test_tensorboard_gets_gif_videos_and_tube_plots(tmp_path, tiny_dataset):
 @pytest.mark.parametrize("method", ["gradcam", "gradcam_pp"])
 def test_gradient_methods_inside_lightning_validation(tmp_path, tiny_dataset, method):
     """Lightning validates under torch.inference_mode; the gradient methods must still work there."""
-    dm, model = _setup(tiny_dataset)
+    dm, model = tiny_classifier(tiny_dataset)
     callback = SaliencyTubesCallback(
         num_samples=2, method=method, layer="layer3", faithfulness=True, faithfulness_steps=4
     )
@@ -175,7 +158,7 @@ def test_gradient_methods_inside_lightning_validation(tmp_path, tiny_dataset, me
 def test_last_checkpoint_follows_training_after_the_best_epoch(tmp_path, tiny_dataset):
     """With lr 0 the accuracy never improves after epoch 0, so only the first epoch is 'best'; last.ckpt must
     still be the final epoch, or resuming from it would lose the later ones."""
-    dm, model = _setup(tiny_dataset)
+    dm, model = tiny_classifier(tiny_dataset)
     model.hparams.lr = 0.0
     ckpt = RunCheckpoint(root=str(tmp_path / "c"))
     _trainer(tmp_path, [ckpt], epochs=3).fit(model, dm)

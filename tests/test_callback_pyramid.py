@@ -12,31 +12,19 @@ import pytorch_lightning as pl
 from PIL import Image
 from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger, WandbLogger
 
-from saliency_tubes.data import VideoDataModule
 from saliency_tubes.errors import BadArgument
-from saliency_tubes.lightning import RunCheckpoint, SaliencyTubesCallback, VideoClassifier
+from saliency_tubes.lightning import RunCheckpoint, SaliencyTubesCallback
 
+from helpers.training import tiny_classifier
 from helpers.wandb_records import history
 
-ARCH = {"width": 4, "conv1_t_size": 3, "no_max_pool": True}
 LAYERS = ["layer2", "layer3", "layer4"]
 METHODS = ["pyramid"]  # layercam goes through the same writer and adapters (tests/test_cli_layers.py)
 
 
 @pytest.mark.parametrize("method", METHODS)
 def test_the_pyramid_is_logged_beside_the_tube_video(tmp_path, tiny_dataset, method):
-    pl.seed_everything(0, verbose=False)
-    dm = VideoDataModule(root=str(tiny_dataset), clip_len=4, stride=2, input_size=32, batch_size=8, num_workers=0)
-    model = VideoClassifier(
-        arch="resnet3d_10",
-        num_classes=dm.num_classes,
-        class_names=dm.class_names,
-        arch_kwargs=ARCH,
-        clip_len=4,
-        stride=2,
-        input_size=32,
-        lr=0.05,
-    )
+    dm, model = tiny_classifier(tiny_dataset)
     wandb_logger = WandbLogger(project="tests", save_dir=str(tmp_path), offline=True)
     loggers = [wandb_logger, TensorBoardLogger(str(tmp_path), name="tb"), CSVLogger(str(tmp_path), name="csv")]
     ckpt = RunCheckpoint(root=str(tmp_path / "checkpoints"))

@@ -4,28 +4,14 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
-from saliency_tubes.data import VideoDataModule
 from saliency_tubes.lightning import VideoClassifier
 from saliency_tubes.models import create_model, stage_groups
 
-ARCH = {"width": 4, "conv1_t_size": 3, "no_max_pool": True}
+from helpers.training import ARCH, tiny_classifier
 
 
 def _fit(tmp_path, root, **kwargs):
-    pl.seed_everything(0, verbose=False)
-    dm = VideoDataModule(root=str(root), clip_len=4, stride=2, input_size=32, batch_size=8, num_workers=0)
-    model = VideoClassifier(
-        arch="resnet3d_10",
-        num_classes=dm.num_classes,
-        class_names=dm.class_names,
-        arch_kwargs=ARCH,
-        clip_len=4,
-        stride=2,
-        input_size=32,
-        lr=0.05,
-        scheduler="none",
-        **kwargs,
-    )
+    dm, model = tiny_classifier(root, scheduler="none", **kwargs)
     before = {k: v.clone() for k, v in model.model.state_dict().items()}
     pl.Trainer(
         max_epochs=1,
