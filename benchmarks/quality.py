@@ -38,15 +38,21 @@ def _run(command: list[str]) -> None:
         sys.exit(f"error: {shlex.join(command[:3])} ... failed")
 
 
-def train(config: str, extra: list[str], root: Path) -> Path:
-    """Train with ``config``; the best checkpoint of the run folder it created under ``root``."""
+def train(config: str, extra: list[str], root: Path) -> tuple[Path, dict]:
+    """Train with ``config``: the best checkpoint of the run folder it created under ``root``, and the training's
+    wall time and validation accuracy per epoch (from the run's ``metrics.jsonl``)."""
     before = set(root.iterdir()) if root.is_dir() else set()
+    start = time.perf_counter()
     _run([sys.executable, "train.py", "fit", "--config", config, *extra])
+    seconds = round(time.perf_counter() - start, 1)
     runs = sorted(set(root.iterdir()) - before) if root.is_dir() else []
     best = sorted(p for run in runs for p in run.glob("epoch=*.ckpt"))
     if not best:
         sys.exit(f"error: training wrote no epoch=*.ckpt under {root}")
-    return best[-1]
+    from saliency_tubes.report.run import read_metrics  # written by the config's SaliencyTubesCallback
+
+    curve = [round(float(row["val/acc_top1"]), 3) for row in read_metrics(best[-1].parent) if "val/acc_top1" in row]
+    return best[-1], {"seconds": seconds, "val_acc_top1": curve}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -85,11 +91,11 @@ def main(argv: list[str] | None = None) -> int:
         )
         rows = json.loads(path.read_text())
     else:
-        checkpoint = (
-            train(args.train, shlex.split(args.train_args), REPO / args.checkpoints)
-            if args.train
-            else Path(args.checkpoint)
-        )
+        training = None
+        if args.train:
+            checkpoint, training = train(args.train, shlex.split(args.train_args), REPO / args.checkpoints)
+        else:
+            checkpoint = Path(args.checkpoint)
         with tempfile.TemporaryDirectory() as out:
             command = [sys.executable, "explain.py", "--evaluate", "--checkpoint", str(checkpoint)]
             command += ["--data.root", args.data_root, "--data.split_name", args.split, "--out", out, *evaluate_args]
@@ -103,6 +109,8 @@ def main(argv: list[str] | None = None) -> int:
             seconds=round(time.perf_counter() - start, 1),
             checkpoint=os.path.relpath(checkpoint, REPO) if checkpoint.is_absolute() else str(checkpoint),
         )
+        if training:
+            record["training"] = training
     if not isinstance(rows, list) or not any(r.get("method") == "random" for r in rows):
         sys.exit("error: not an evaluation.json of explain.py --evaluate (no 'random' row)")
     record.update(notes=notes, evaluation=rows)

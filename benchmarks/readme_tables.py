@@ -96,6 +96,13 @@ def render(name: str, record: dict[str, Any]) -> str:
     if record.get("evaluation"):
         if record.get("checkpoint"):
             lines += [f"checkpoint `{record['checkpoint']}`", ""]
+        training = record.get("training")
+        if training:
+            line = f"trained by the same command in {training['seconds'] / 60:.1f} min wall"
+            if training["val_acc_top1"]:
+                curve = " ".join(f"{a:.2f}" for a in training["val_acc_top1"])
+                line += f"; val acc per epoch: {curve} (best {max(training['val_acc_top1']):.3f})"
+            lines += [line, ""]
         lines += [*quality_table(record["evaluation"], record.get("notes")), ""]
     for table in record.get("tables") or []:
         lines += [f"*{table['title']}*", "", *_table(table["columns"], table["rows"]), ""]

@@ -123,6 +123,7 @@ def test_one_command_trains_and_scores(tmp_path, tiny_dataset):
         "trainer:\n  max_epochs: 1\n  accelerator: cpu\n  logger: false\n  enable_progress_bar: false\n"
         "  callbacks:\n    - class_path: saliency_tubes.lightning.RunCheckpoint\n"
         f"      init_args:\n        root: {tmp_path / 'ckpts'}\n"
+        "    - class_path: saliency_tubes.lightning.SaliencyTubesCallback\n      init_args:\n        num_samples: 1\n"
         "model:\n  arch: resnet3d_10\n  arch_kwargs: {width: 4, conv1_t_size: 3, no_max_pool: true}\n"
         f"data:\n  root: {tiny_dataset}\n  clip_len: 4\n  stride: 2\n  input_size: 32\n  batch_size: 8\n"
         "  num_workers: 0\n"
@@ -150,3 +151,10 @@ def test_one_command_trains_and_scores(tmp_path, tiny_dataset):
     record = json.loads((out / "t.json").read_text())
     assert Path(record["checkpoint"]).name.startswith("epoch=000") and "--train" in record["command"]
     assert [r["method"] for r in record["evaluation"]] == ["saliency_tubes", "random"]
+    # the training's wall time and validation curve come from the run's own metrics.jsonl
+    accuracy = float(Path(record["checkpoint"]).stem.split("acc=")[1])
+    assert record["training"]["seconds"] > 0 and record["training"]["val_acc_top1"] == [round(accuracy, 3)]
+    sys.path.insert(0, str(BENCH))
+    from readme_tables import render
+
+    assert f"val acc per epoch: {accuracy:.2f} (best {accuracy:.3f})" in render("t", record)
