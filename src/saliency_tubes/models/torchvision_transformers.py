@@ -268,8 +268,7 @@ def _mvit(
     if blocks is not None:
         fields = set(MSBlockConfig.__dataclass_fields__)
         for i, block in enumerate(blocks):
-            unknown = set(block) - fields
-            if unknown or not fields <= set(block):
+            if set(block) != fields:
                 raise SaliencyTubesError(f"blocks[{i}] needs exactly the fields {sorted(fields)}; got {sorted(block)}")
     setting = mvit_block_setting(variant) if blocks is None else [MSBlockConfig(**b) for b in blocks]
     return MViTContract(
