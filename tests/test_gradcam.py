@@ -113,8 +113,10 @@ def test_works_under_inference_mode_and_with_frozen_parameters():
 def test_every_method_on_every_architecture(arch, method):
     model = _model(arch)
     clips = torch.randn(2, 3, 8, 32, 48)
-    if method == "rollout":  # attention rollout needs self-attention blocks: a one-line refusal on a CNN
-        with pytest.raises(ValueError, match=f"rollout needs self-attention blocks .* {type(model).__name__} has none"):
+    if method in ("rollout", "attention_relevance"):  # they need self-attention blocks: a one-line refusal on a CNN
+        with pytest.raises(
+            ValueError, match=f"{method} needs self-attention blocks .* {type(model).__name__} has none"
+        ):
             explain(model, clips, method=method)
         return
     single = explain(model, clips, method=method)

@@ -179,6 +179,7 @@ SMALL = {  # the transformers of the zoo, tiny and random: (constructor argument
 # what each method does on each: a map, a map with a warning (approximate CAM), or a one-line refusal
 OUTCOME = {
     ("swin3d_t", "rollout"): "rollout cannot read the attention of Swin3dContract",
+    ("mvit_v2_s", "attention_relevance"): "blocks.0.attn is a MultiscaleAttention, not timm's Attention",
     ("mvit_v2_s", "saliency_tubes"): "saliency_tubes .CAM. does not apply to MViTContract: MViT classifies from",
     ("mvit_v2_s", "rollout"): "blocks.0.attn is a MultiscaleAttention, not timm's Attention",
     ("vit_video_s", "saliency_tubes"): "warn",
@@ -188,7 +189,7 @@ OUTCOME = {
 @pytest.mark.parametrize(  # MViT-V2-S keeps its full width (34.5M parameters): slow on 2 cores
     "arch", [pytest.param(a, marks=[pytest.mark.slow] if a.startswith("mvit") else []) for a in SMALL]
 )
-@pytest.mark.parametrize("method", ["saliency_tubes", "gradcam", "gradcam_pp", "rollout"])
+@pytest.mark.parametrize("method", ["saliency_tubes", "gradcam", "gradcam_pp", "rollout", "attention_relevance"])
 def test_every_method_on_the_zoos_transformers(arch, method):
     from saliency_tubes.models import create_model
 
@@ -318,7 +319,7 @@ def test_a_token_layer_without_a_layout_is_a_one_line_error():
 
 
 # Side effects -----------------------------------------------------------------------------------------------------
-METHODS = ["saliency_tubes", "gradcam", "gradcam_pp", "rollout"]
+METHODS = ["saliency_tubes", "gradcam", "gradcam_pp", "rollout", "attention_relevance"]
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -406,7 +407,15 @@ def test_explain_py_and_evaluate_with_a_token_model(registered_toy, tiny_dataset
     rows = json.loads((tmp_path / "e" / "evaluation.json").read_text())
     # every default method that applies to a token model; the pyramid walks convolution stages and is left out
     built_in = [r["method"] for r in rows if r["method"] in (*BUILT_IN, "random")]  # not the tests' own methods
-    assert built_in == ["saliency_tubes", "gradcam", "gradcam_pp", "layercam", "rollout", "random"]
+    assert built_in == [
+        "saliency_tubes",
+        "gradcam",
+        "gradcam_pp",
+        "layercam",
+        "rollout",
+        "attention_relevance",
+        "random",
+    ]
     assert all(r["clips"] == 4 for r in rows)
 
 

@@ -69,7 +69,8 @@ class SaliencyTubesCallback(pl.Callback):
         method: a registered explanation method (default ``saliency_tubes``, or ``gradcam`` for a model on which CAM
             is not exact: ``cam_exact = False``): ``saliency_tubes`` (CAM, almost free), ``gradcam`` or
             ``gradcam_pp`` (one backward pass), the multi-layer ``pyramid`` or ``layercam``, ``rollout`` (ViTs:
-            attention rollout, class-agnostic), ...
+            attention rollout, class-agnostic), ``attention_relevance`` (ViTs and Swin3D: class-specific,
+            gradient-weighted attention relevance), ...
         layer: the layer for the gradient methods (a module name of the model; default the last feature volume,
             or for a token model the last of its ``explain_layers()``).
         layers: the layers a multi-layer method fuses, shallow to deep (module names, e.g. ``[layer2, layer3,

@@ -50,6 +50,8 @@ class ClipForward:
     sources: dict[str, tuple[torch.Tensor, TokenLayout | None]] | None = None
     """Multi-layer methods: per layer, the tensor the layer returned (what gradients are taken against) and its
     token layout (``None`` for a volume, which is then the tensor itself)."""
+    attention: list[Any] | None = None
+    """Attention methods: every block's attention as they read it, in the order the blocks ran."""
 
 
 class ExplanationMethod:

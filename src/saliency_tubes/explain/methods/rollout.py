@@ -90,6 +90,24 @@ def rollout_step(fused: torch.Tensor, discard_ratio: float) -> torch.Tensor:
     return fused / fused.sum(-1, keepdim=True)
 
 
+def attention_blocks(model: nn.Module, method: str, supported: str = SUPPORTED) -> list[tuple[str, nn.Module]]:
+    """The model's self-attention modules (children named ``attn`` of its blocks) that attention methods can read;
+    a one-line refusal otherwise."""
+    from torch import nn
+
+    model_name = type(model).__name__
+    found = [(n, m) for n, m in model.named_modules() if n.rsplit(".", 1)[-1] == "attn"]
+    if not found:
+        raise BadArgument(f"{method} needs self-attention blocks ({supported}); {model_name} has none")
+    for n, m in found:
+        parts = [getattr(m, "qkv", None), getattr(m, "proj", None)]
+        if not all(isinstance(p, nn.Linear) for p in parts) or not isinstance(getattr(m, "num_heads", None), int):
+            raise BadArgument(
+                f"{method} cannot read the attention of {model_name}: {n} is a {type(m).__name__}, not {supported}"
+            )
+    return found
+
+
 @register_method
 class AttentionRollout(ExplanationMethod):
     name = "rollout"
@@ -111,18 +129,7 @@ class AttentionRollout(ExplanationMethod):
         if not 0 <= discard_ratio < 1:
             raise BadArgument(f"rollout discard_ratio {discard_ratio}: in [0, 1)")
         self.head_fusion, self.discard_ratio = head_fusion, discard_ratio
-        from torch import nn
-
-        model_name = type(model).__name__
-        self._attention = [(n, m) for n, m in model.named_modules() if n.rsplit(".", 1)[-1] == "attn"]
-        if not self._attention:
-            raise BadArgument(f"rollout needs self-attention blocks ({SUPPORTED}); {model_name} has none")
-        for n, m in self._attention:
-            parts = [getattr(m, "qkv", None), getattr(m, "proj", None)]
-            if not all(isinstance(p, nn.Linear) for p in parts) or not isinstance(getattr(m, "num_heads", None), int):
-                raise BadArgument(
-                    f"rollout cannot read the attention of {model_name}: {n} is a {type(m).__name__}, not {SUPPORTED}"
-                )
+        self._attention = attention_blocks(model, self.name)
         self._checked: set[str] = set()
 
     def forward(self, clips: torch.Tensor) -> ClipForward:
