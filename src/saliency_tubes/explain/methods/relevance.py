@@ -8,12 +8,12 @@ output is replaced by the output computed from that ``A`` — checked equal to t
 that ``∂score/∂A`` exists. Per target and block: ``Ā = mean_heads(|∇A ⊙ A|)`` (``sign="positive"``: the positive
 part, the paper's rule), and the relevance ``R = (I + Ā_L)·…·(I + Ā_1)`` (the paper's ``R ← R + Ā·R``, first block
 first). Only the pooled output's row of ``R`` is needed — the mean of the rows of the tokens the head reads (those
-the score depends on: a class token, or every token it averages) — so it is computed as a vector pushed back through the blocks, last block first
-(``v ← v + Āᵀv``), window by window: no N×N matrix is formed, and a windowed model costs O(N·w) per block. Where a
-patch merging shrinks the token grid between blocks (Swin), a merged token's relevance is shared equally among the
-tokens it was merged from. The identity's share (``vᵀ·I``, moved only by the mergings) is left out, as the paper's
-``R − I``; it is carried apart from the relevance gained through attention, never subtracted (float32 would round
-the small gain away).
+the score depends on: a class token, or every token it averages) — so it is computed as a vector pushed back
+through the blocks, last block first (``v ← v + Āᵀv``), window by window: no N×N matrix is formed, and a windowed
+model costs O(N·w) per block. Where a patch merging shrinks the token grid between blocks (Swin), a merged token's
+relevance is shared equally among the tokens it was merged from. The identity's share (``vᵀ·I``, moved only by
+the mergings) is left out, as the paper's ``R − I``; it is carried apart from the relevance gained through
+attention, never subtracted (float32 would round the small gain away).
 
 Why ``|∇A ⊙ A|`` by default: attention a block gives against the class is evidence about the class too; on the
 small ViT of ``configs/vit_tiny_synthetic.yaml`` it points better on the validation split (pointing game 0.832 vs
