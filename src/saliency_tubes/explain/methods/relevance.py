@@ -27,7 +27,15 @@ from typing import TYPE_CHECKING, Any
 
 from ...errors import BadArgument
 from .base import ClipForward, ExplanationMethod, register_method
-from .rollout import SUPPORTED, _attention_output, attention_blocks, attention_probabilities
+from .rollout import (
+    SUPPORTED,
+    attention_blocks,
+    attention_input,
+    attention_output,
+    attention_probabilities,
+    check_recomputed,
+    forward_hooked,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -61,7 +69,7 @@ def _read_global(module: nn.Module, x: torch.Tensor) -> tuple[AttentionRead, tor
     attn = attn[:, None]  # one window; the output is computed from this tensor, so gradients reach it
     n = x.shape[1]
     index = torch.arange(n, device=x.device)[None]
-    return AttentionRead(attn, index, n, None), _attention_output(module, x, attn[:, 0], v)
+    return AttentionRead(attn, index, n, None), attention_output(module, x, attn[:, 0], v)
 
 
 def _window_index(grid: tuple[int, ...], window: list[int], shift: list[int], device) -> torch.Tensor:
@@ -167,8 +175,6 @@ class AttentionRelevance(ExplanationMethod):
         self._checked: set[str] = set()
 
     def forward(self, clips: torch.Tensor) -> ClipForward:
-        import torch
-
         from ..tokens import LAST_FEATURES, layout_of
 
         model_name = type(self.model).__name__
@@ -176,42 +182,23 @@ class AttentionRelevance(ExplanationMethod):
 
         def hook(name: str):
             def replace(module: nn.Module, args: tuple, kwargs: dict, output: Any) -> torch.Tensor:
-                x = args[0] if args else None
-                masked = (
-                    kwargs.get("attn_mask") is not None or kwargs.get("mask") is not None or kwargs.get("is_causal")
-                )
                 windowed = _is_windowed(module)
-                dims = 5 if windowed else 3
-                if not isinstance(x, torch.Tensor) or x.dim() != dims or masked or not isinstance(output, torch.Tensor):
-                    raise BadArgument(
-                        f"{self.name} cannot read the attention of {model_name}: {name} "
-                        f"({WINDOWED if windowed else SUPPORTED})"
-                    )
+                supported = WINDOWED if windowed else SUPPORTED
+                x = attention_input(
+                    self.name, self.model, name, (args, kwargs, output), 5 if windowed else 3, supported
+                )
                 read, ours = (_read_windows if windowed else _read_global)(module, x)
                 if name not in self._checked:
-                    theirs = output.detach().float()
-                    tol = 1e-3 if output.dtype == torch.float32 else 3e-2
-                    if ours.shape != theirs.shape or (ours.detach() - theirs).abs().max() > tol * (
-                        theirs.abs().max() + 1e-6
-                    ):
-                        raise BadArgument(
-                            f"{self.name} cannot read the attention of {model_name}: {name} "
-                            f"({type(module).__name__}) computes more than its attention·v "
-                            f"({WINDOWED if windowed else SUPPORTED})"
-                        )
+                    check_recomputed(
+                        self.name, self.model, name, module, ours, output, f"its attention·v ({supported})"
+                    )
                     self._checked.add(name)
                 reads.append(read)
                 return ours.to(output.dtype)
 
             return replace
 
-        handles = [m.register_forward_hook(hook(n), with_kwargs=True) for n, m in self._attention]
-        try:
-            features = self.model.forward_features(clips)
-            logits = self.model.forward_head(features)
-        finally:
-            for handle in handles:
-                handle.remove()
+        features, logits = forward_hooked(self.model, self._attention, hook, clips)
         layout = layout_of(self.model, LAST_FEATURES, features)
         if not reads:
             raise BadArgument(f"{self.name}: no attention block of {model_name} ran in forward_features")

@@ -55,7 +55,7 @@ def attention_probabilities(module: nn.Module, x: torch.Tensor) -> tuple[torch.T
     return (q * scale @ k.transpose(-2, -1)).softmax(-1), v
 
 
-def _attention_output(module: nn.Module, x: torch.Tensor, attn: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+def attention_output(module: nn.Module, x: torch.Tensor, attn: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """What the module returns given its attention (for the check that we read the attention it used)."""
     import torch
 
@@ -108,6 +108,49 @@ def attention_blocks(model: nn.Module, method: str, supported: str = SUPPORTED) 
     return found
 
 
+def attention_input(method: str, model: nn.Module, name: str, call: tuple, dims: int, supported: str) -> torch.Tensor:
+    """The unmasked input tensor (``dims`` dimensions) of attention module ``name``'s call ``(args, kwargs, output)``,
+    as an attention method's forward hook receives it; a one-line refusal for anything else."""
+    import torch
+
+    args, kwargs, output = call
+    x = args[0] if args else None
+    masked = kwargs.get("attn_mask") is not None or kwargs.get("mask") is not None or kwargs.get("is_causal")
+    if not isinstance(x, torch.Tensor) or x.dim() != dims or masked or not isinstance(output, torch.Tensor):
+        raise BadArgument(f"{method} cannot read the attention of {type(model).__name__}: {name} ({supported})")
+    return x
+
+
+def check_recomputed(
+    method: str, model: nn.Module, name: str, module: nn.Module, ours: torch.Tensor, output: torch.Tensor, what: str
+) -> None:
+    """Refuses in one line when the output recomputed from the attention a method read (``ours``) is not the module's
+    own ``output``: the module computes more than ``what``."""
+    import torch
+
+    theirs = output.detach().float()
+    tol = 1e-3 if output.dtype == torch.float32 else 3e-2
+    if ours.shape != theirs.shape or (ours.detach() - theirs).abs().max() > tol * (theirs.abs().max() + 1e-6):
+        raise BadArgument(
+            f"{method} cannot read the attention of {type(model).__name__}: {name} ({type(module).__name__}) "
+            f"computes more than {what}"
+        )
+
+
+def forward_hooked(
+    model: Any, modules: list[tuple[str, nn.Module]], hook: Any, clips: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(features, logits)`` of ``model`` with ``hook(name)`` as a forward hook (with kwargs) on each named module,
+    always removed after."""
+    handles = [m.register_forward_hook(hook(n), with_kwargs=True) for n, m in modules]
+    try:
+        features = model.forward_features(clips)
+        return features, model.forward_head(features)
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
 @register_method
 class AttentionRollout(ExplanationMethod):
     name = "rollout"
@@ -133,8 +176,6 @@ class AttentionRollout(ExplanationMethod):
         self._checked: set[str] = set()
 
     def forward(self, clips: torch.Tensor) -> ClipForward:
-        import torch
-
         from ..tokens import LAST_FEATURES, layout_of, to_volume
 
         model_name = type(self.model).__name__
@@ -142,34 +183,20 @@ class AttentionRollout(ExplanationMethod):
 
         def hook(name: str):
             def read(module: nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
-                x = args[0] if args else None
-                masked = (
-                    kwargs.get("attn_mask") is not None or kwargs.get("mask") is not None or kwargs.get("is_causal")
-                )
-                if not isinstance(x, torch.Tensor) or x.dim() != 3 or masked or not isinstance(output, torch.Tensor):
-                    raise BadArgument(f"rollout cannot read the attention of {model_name}: {name} ({SUPPORTED})")
+                x = attention_input(self.name, self.model, name, (args, kwargs, output), 3, SUPPORTED)
                 attn, v = attention_probabilities(module, x)
                 if name not in self._checked:
-                    ours, theirs = _attention_output(module, x, attn, v), output.float()
-                    tol = 1e-3 if output.dtype == torch.float32 else 3e-2
-                    if ours.shape != theirs.shape or (ours - theirs).abs().max() > tol * (theirs.abs().max() + 1e-6):
-                        raise BadArgument(
-                            f"rollout cannot read the attention of {model_name}: {name} ({type(module).__name__}) "
-                            f"computes more than softmax(q·kᵀ)·v ({SUPPORTED})"
-                        )
+                    ours = attention_output(module, x, attn, v)
+                    check_recomputed(
+                        self.name, self.model, name, module, ours, output, f"softmax(q·kᵀ)·v ({SUPPORTED})"
+                    )
                     self._checked.add(name)
                 step = rollout_step(fuse_heads(attn, self.head_fusion), self.discard_ratio)
                 rolled.append(step if not rolled else step @ rolled.pop())
 
             return read
 
-        handles = [m.register_forward_hook(hook(n), with_kwargs=True) for n, m in self._attention]
-        try:
-            features = self.model.forward_features(clips)
-            logits = self.model.forward_head(features)
-        finally:
-            for handle in handles:
-                handle.remove()
+        features, logits = forward_hooked(self.model, self._attention, hook, clips)
         layout = layout_of(self.model, LAST_FEATURES, features)
         if not rolled or layout is None or layout.channels_last:
             raise BadArgument(f"rollout needs a ViT whose forward_features returns tokens; {model_name} does not")
