@@ -25,6 +25,8 @@ from typing import Any
 
 from bench_results import OUT, REPO, fmt
 
+GROUND_TRUTH = "ground_truth"  # the masks' own row in evaluation.json (saliency_tubes.cli.evaluate.GROUND_TRUTH)
+
 BLOCK = re.compile(r"(<!-- bench:([\w.-]+)( pending)? -->\n)(.*?)(<!-- /bench:\2 -->)", re.S)
 OPS = {"<=": "≤", ">=": "≥", "<": "<", ">": ">", "==": "="}
 
@@ -62,14 +64,18 @@ def _share(row: dict[str, Any], metric: str) -> str:
 
 
 def quality_table(rows: list[dict[str, Any]], notes: dict[str, str] | None = None) -> list[str]:
-    """The explanation quality table from ``evaluation.json``'s rows: every method, then the random map."""
+    """The explanation quality table from ``evaluation.json``'s rows: every method, the ground truth (with masks),
+    then the random map."""
     notes = notes or {}
     columns = ["method", "lift", "pointing game", "temporal hit", "deletion AUC", "insertion AUC"]
     columns.append("beats random: deletion / insertion")
     body = []
     for row in sorted(rows, key=lambda r: r["method"] == "random"):  # random last, the methods in their order
         method = str(row["method"])
-        shown = f"{method} ({notes[method]})" if notes.get(method) else method
+        if method == GROUND_TRUTH and not notes.get(method):
+            shown = "ground truth (the actor's mask, a reference)"
+        else:
+            shown = f"{method} ({notes[method]})" if notes.get(method) else method
         beats = "–" if method == "random" else f"{_share(row, 'deletion_auc')} / {_share(row, 'insertion_auc')}"
         body.append(
             [

@@ -154,13 +154,18 @@ def test_evaluate_writes_a_table_per_method_with_a_random_reference(trained, tin
     assert proc.returncode == 0, proc.stderr
     rows = json.loads((tmp_path / "eval" / "evaluation.json").read_text())
     # every built-in method that applies to a 3D CNN (the attention methods are left out with a note)
-    assert [r["method"] for r in rows] == ["saliency_tubes", "gradcam", "gradcam_pp", "layercam", "pyramid", "random"]
+    # the masks themselves are scored too, before the random map
+    methods = ["saliency_tubes", "gradcam", "gradcam_pp", "layercam", "pyramid", "ground_truth", "random"]
+    assert [r["method"] for r in rows] == methods
     assert "rollout skipped" in proc.stderr and "attention_relevance skipped" in proc.stderr
     for r in rows:
         assert r["clips"] == 6
         for metric in ("mass_in_gt", "lift", "pointing_game", "temporal_hit", "deletion_auc", "insertion_auc"):
             assert 0 <= r[f"{metric}_mean"] <= (100 if metric == "lift" else 1), metric
     assert rows[-1]["lift_mean"] == pytest.approx(1.0, abs=0.3)  # a random map has no lift
+    truth = rows[-2]  # all its mass in the mask (but the 1e-3 ordering its ties), every frame's peak in it
+    assert truth["mass_in_gt_mean"] > 0.9 and truth["pointing_game_mean"] == 1.0
+    assert truth["lift_mean"] > max(r["lift_mean"] for r in rows if r is not truth)
     assert "insertion_auc_beats_random" in rows[0] and "insertion_auc_beats_random" not in rows[-1]
     header = (tmp_path / "eval" / "evaluation.csv").read_text().splitlines()[0]
     assert header.startswith("method,clips,mass_in_gt_mean")

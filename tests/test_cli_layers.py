@@ -78,7 +78,8 @@ def test_evaluate_passes_layers_to_the_methods_that_take_them(ckpt, tiny_dataset
     code, out = _main(_evaluate(ckpt, tiny_dataset, tmp_path / "e", *methods, "--layers", "layer1", "layer2"), capsys)
     assert code == 0, out.err
     rows = json.loads((tmp_path / "e" / "evaluation.json").read_text())
-    assert [r["method"] for r in rows] == ["saliency_tubes", "layercam", "random"] and rows[1]["clips"] == 3
+    assert [r["method"] for r in rows] == ["saliency_tubes", "layercam", "ground_truth", "random"]
+    assert rows[1]["clips"] == 3
 
 
 def test_explain_passes_layers_on(ckpt, tiny_dataset):

@@ -80,7 +80,7 @@ def test_a_method_and_a_layout_of_one_class_each_work_through_explain_py_and_eva
     code, out = _main([*argv, "--methods", "toy_energy", "saliency_tubes", "--steps", "2", "--max-clips", "4"], capsys)
     assert code == 0, out.err
     rows = json.loads((tmp_path / "e" / "evaluation.json").read_text())
-    assert [r["method"] for r in rows] == ["toy_energy", "saliency_tubes", "random"]
+    assert [r["method"] for r in rows] == ["toy_energy", "saliency_tubes", "ground_truth", "random"]
     assert all(r["clips"] == 4 and 0 <= r["mass_in_gt_mean"] <= 1 for r in rows)  # the layout found the masks too
 
     code, out = _main(["--help"], capsys)

@@ -100,7 +100,7 @@ def test_tubes_beat_a_random_map_on_the_held_out_split(trained):
     assert len(test_set) == 6 * EASY.test_per_class and all(p.parent.parent.name == "test" for p in test_set.videos)
     net = model.model.eval()
     values = evaluate(net, test_set, ["saliency_tubes"], torch.device("cpu"), steps=8, grid=8, baseline="zero")
-    cam, random = summarise(values)
+    cam, _, random = summarise(values)  # the ground-truth row between them
     report = ", ".join(
         f"{m} {cam[f'{m}_mean']:.3f} vs random {random[f'{m}_mean']:.3f} (beats it on {cam[f'{m}_beats_random']:.0%})"
         for m in ("lift", "deletion_auc", "insertion_auc")

@@ -50,7 +50,7 @@ def test_a_checkpoint_scored_by_evaluate_becomes_the_readme_table(tmp_path, tiny
     assert made.returncode == 0, made.stderr[-2000:]
     record = json.loads((out / "q.json").read_text())
     assert {"command", "date", "commit", "machine", "checkpoint", "evaluation"} <= set(record)
-    assert [r["method"] for r in record["evaluation"]] == ["saliency_tubes", "gradcam", "random"]
+    assert [r["method"] for r in record["evaluation"]] == ["saliency_tubes", "gradcam", "ground_truth", "random"]
     assert record["evaluation"][0]["clips"] == 4
 
     readme = tmp_path / "README.md"
@@ -69,11 +69,16 @@ def test_a_checkpoint_scored_by_evaluate_becomes_the_readme_table(tmp_path, tiny
         "insertion AUC",
         "beats random: deletion / insertion",
     ]
-    assert [r[0] for r in rows[1:]] == ["saliency_tubes", "gradcam (layer4, 1×4×4)", "random"]
+    assert [r[0] for r in rows[1:]] == [
+        "saliency_tubes",
+        "gradcam (layer4, 1×4×4)",
+        "ground truth (the actor's mask, a reference)",
+        "random",
+    ]
     first = record["evaluation"][0]
     assert rows[1][1] == f"{first['lift_mean']:.2f}" and rows[1][4] == f"{first['deletion_auc_mean']:.3f}"
     assert rows[1][6] == f"{first['deletion_auc_beats_random']:.0%} / {first['insertion_auc_beats_random']:.0%}"
-    assert rows[3][6] == "–" and readme.read_text().endswith("rest\n")
+    assert rows[4][6] == "–" and readme.read_text().endswith("rest\n")
 
 
 def test_a_pending_block_may_lack_its_json_until_it_is_measured(tmp_path):
@@ -150,7 +155,7 @@ def test_one_command_trains_and_scores(tmp_path, tiny_dataset):
     assert made.returncode == 0, made.stderr[-3000:]
     record = json.loads((out / "t.json").read_text())
     assert Path(record["checkpoint"]).name.startswith("epoch=000") and "--train" in record["command"]
-    assert [r["method"] for r in record["evaluation"]] == ["saliency_tubes", "random"]
+    assert [r["method"] for r in record["evaluation"]] == ["saliency_tubes", "ground_truth", "random"]
     # the training's wall time and validation curve come from the run's own metrics.jsonl
     accuracy = float(Path(record["checkpoint"]).stem.split("acc=")[1])
     assert record["training"]["seconds"] > 0 and record["training"]["val_acc_top1"] == [round(accuracy, 3)]

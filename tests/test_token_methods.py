@@ -437,7 +437,7 @@ def test_evaluate_leaves_out_the_default_methods_that_do_not_apply(tmp_path, tin
         max_clips=2,
         on_skip=lambda m, why: skipped.append((m, why)),
     )
-    assert list(values) == ["gradcam", "random"] and skipped[0][0] == "saliency_tubes"
+    assert list(values) == ["gradcam", "ground_truth", "random"] and skipped[0][0] == "saliency_tubes"
     with pytest.raises(BadArgument, match="does not apply to ToyViT"):
         evaluate(model, dataset, ["saliency_tubes"], torch.device("cpu"), steps=2, grid=4, max_clips=2)
 

@@ -6,7 +6,11 @@ neither trained it nor chose its checkpoint, such as the synthetic set's ``test`
 For every clip (centre clip, as in training) and every method, with the predicted class as target:
 localisation against ground-truth masks where the dataset has them (mass in the mask, its lift over the mask's
 share, frame pointing game over the frames where the actor moves, temporal hit) and faithfulness (deletion and
-insertion AUC), the latter also for a random map, the reference every method must beat.
+insertion AUC), the latter also for a random map, the reference every method must beat. Where the dataset has
+masks, the ground truth itself is scored as a map too (``ground_truth``: the actor's mask, its ties — the cells it
+covers equally, and all the rest — in the random map's order): what a map that ranks exactly the actor first reaches
+on deletion and insertion with this model, so a method's shortfall there can be told from the model's or the
+measure's.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ if TYPE_CHECKING:
     from ..explain.faithfulness import Baseline
     from ..models.io import ModelInfo
 
+GROUND_TRUTH = "ground_truth"  # the row of the masks themselves, scored as a map (where the dataset has them)
 LOCALISATION = ("mass_in_gt", "lift", "pointing_game", "temporal_hit")
 FAITHFULNESS = ("deletion_auc", "insertion_auc")
 
@@ -138,7 +143,7 @@ def evaluate(
     on_skip=None,
     layers: list[str] | None = None,
 ) -> dict[str, dict[str, list[float]]]:
-    """Per-clip metric values: ``{method or "random": {metric: [value per clip]}}``. ``layer`` applies to the
+    """Per-clip metric values: ``{method, "ground_truth" (with masks) or "random": {metric: [value per clip]}}``. ``layer`` applies to the
     methods that take one, ``layers`` to those that take a list of layers (the others explain their own). With
     ``on_skip`` (the default list of methods), a method that does not apply to the model (rollout on a CNN, CAM on a
     class-token model: a :class:`BadArgument` on the first batch) is left out and ``on_skip(method, reason)``
@@ -150,7 +155,7 @@ def evaluate(
 
     n = len(dataset) if max_clips is None else min(max_clips, len(dataset))
     methods = list(methods)
-    values: dict[str, dict[str, list[float]]] = {m: {} for m in [*methods, "random"]}
+    values: dict[str, dict[str, list[float]]] = {m: {} for m in [*methods, GROUND_TRUTH, "random"]}
     for start in range(0, n, batch_size):
         items = [dataset.load(i, with_mask=True) for i in range(start, min(start + batch_size, n))]
         clips = torch.stack([it["clip"] for it in items]).to(device)
@@ -174,6 +179,11 @@ def evaluate(
         if not methods:
             raise SaliencyTubesError("none of the methods applies to this model")
         maps["random"] = random_tubes(tuple(maps[methods[0]].shape), grid=grid, seed=start, device=device)
+        if masks is not None:  # the reference a perfect localiser reaches; 1e-3 orders its ties without moving it
+            maps[GROUND_TRUTH] = masks.float() + 1e-3 * maps["random"]
+        else:  # its faithfulness kept clip by clip in step with the random map's, which it is compared with
+            for metric in FAITHFULNESS:
+                values[GROUND_TRUTH].setdefault(metric, []).extend([math.nan] * len(items))
         for name, tubes in maps.items():
             scores = {}
             if masks is not None and moving is not None:
@@ -187,6 +197,8 @@ def evaluate(
                 values[name].setdefault(metric, []).extend(float(x) for x in v.cpu())
         if on_batch:
             on_batch(len(items))
+    if all(math.isnan(v) for vals in values[GROUND_TRUTH].values() for v in vals):
+        del values[GROUND_TRUTH]  # no clip has a mask
     return values
 
 
