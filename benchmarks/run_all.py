@@ -5,8 +5,11 @@
 Each script writes ``benchmarks/out/<name>.json`` and exits 1 when it misses a target; this runs them all
 (``--quick``: each with its ``--quick`` flag), prints each one's exit status and seconds, and exits 1 when any
 missed a target, 2 when any failed to run. Scripts in ``benchmarks/`` that are not listed in ``JOBS`` (and not
-helpers) run after the listed ones, with ``--quick`` when their source mentions it. Then
+helpers, nor run by hand) run after the listed ones, with ``--quick`` when their source mentions it. Then
 ``python benchmarks/readme_tables.py`` puts the new figures into README.md.
+
+Run by hand (``BY_HAND``): ``quality.py`` scores a model it is given (``--train CONFIG`` or ``--checkpoint``); each
+README quality block names the command that made it.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 HELPERS = {"bench_results", "run_all", "readme_tables"}
+BY_HAND = {"quality"}  # need a model named on the command line; the README blocks name their commands
 # name (of its JSON file), script, extra arguments; in the order they run
 JOBS: list[tuple[str, str, list[str]]] = [
     ("model_zoo", "model_zoo.py", []),
@@ -39,7 +43,7 @@ def jobs() -> list[tuple[str, str, list[str]]]:
     extra = [
         (p.stem, p.name, [])
         for p in sorted(HERE.glob("*.py"))
-        if p.name not in listed and p.stem not in HELPERS and not p.stem.startswith("_")
+        if p.name not in listed and p.stem not in HELPERS | BY_HAND and not p.stem.startswith("_")
     ]
     return JOBS + extra
 

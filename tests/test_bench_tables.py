@@ -60,3 +60,38 @@ def test_a_block_without_its_json_is_a_one_line_error(tmp_path):
     result = _run([str(REPO / "benchmarks" / "readme_tables.py"), "--readme", str(readme)], tmp_path / "out")
     assert result.returncode == 1 and result.stdout.startswith("error: no benchmarks/out/")
     assert "Traceback" not in result.stderr
+
+
+def _required_arguments(script: Path) -> list[str]:
+    """The command-line arguments a script's argparse parser cannot do without (read from its source)."""
+    import ast
+
+    required = []
+    for node in ast.walk(ast.parse(script.read_text())):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+            continue
+        flags = {k.arg: k.value for k in node.keywords}
+        is_required = isinstance(flags.get("required"), ast.Constant) and flags["required"].value is True
+        if node.func.attr == "add_mutually_exclusive_group" and is_required:
+            required.append("one of a required group")
+        if node.func.attr == "add_argument" and node.args and isinstance(node.args[0], ast.Constant):
+            name = str(node.args[0].value)
+            positional = not name.startswith("-") and flags.get("nargs") is None
+            if is_required or positional:
+                required.append(name)
+    return required
+
+
+def test_make_bench_runs_every_script_that_needs_no_arguments_and_leaves_the_others_to_their_commands():
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        import run_all
+    finally:
+        sys.path.remove(str(REPO / "benchmarks"))
+    here = REPO / "benchmarks"
+    for _, script, extra in run_all.jobs():
+        assert extra or not _required_arguments(here / script), f"make bench would fail on {script}"
+    assert all(_required_arguments(here / f"{name}.py") for name in run_all.BY_HAND)
+    listed = {script for _, script, _ in run_all.jobs()}
+    skipped = {p.name for p in here.glob("*.py")} - listed
+    assert {Path(n).stem for n in skipped} == run_all.HELPERS | run_all.BY_HAND
