@@ -8,8 +8,8 @@ missed a target, 2 when any failed to run. Scripts in ``benchmarks/`` that are n
 helpers, nor run by hand) run after the listed ones, with ``--quick`` when their source mentions it. Then
 ``python benchmarks/readme_tables.py`` puts the new figures into README.md.
 
-Run by hand (``BY_HAND``): ``quality.py`` scores a model it is given (``--train CONFIG`` or ``--checkpoint``); each
-README quality block names the command that made it.
+Run by hand (``BY_HAND``): ``quality.py`` scores a model it is given (``--train CONFIG`` or ``--checkpoint``) and
+``pointing_diagnosis.py`` looks into one (``--checkpoint``); each README block names the command that made it.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 HELPERS = {"bench_results", "run_all", "readme_tables"}
-BY_HAND = {"quality"}  # need a model named on the command line; the README blocks name their commands
+BY_HAND = {"quality", "pointing_diagnosis"}  # they need a model named on the command line
 # name (of its JSON file), script, extra arguments; in the order they run
 JOBS: list[tuple[str, str, list[str]]] = [
     ("model_zoo", "model_zoo.py", []),
