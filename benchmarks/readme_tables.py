@@ -125,7 +125,7 @@ def render(name: str, record: dict[str, Any]) -> str:
                 [t.get("name", "?"), t.get("value", ""), bound, {True: "met", False: "**missed**"}.get(passed, "")]
             )
         lines += [*_table(["target", "measured", "bound", "result"], rows), ""]
-    if "passed" in record:
+    if "passed" in record and record.get("targets"):  # a diagnosis without targets claims none
         lines.append("All targets met." if record["passed"] else "**A target was missed.**")
     return "\n".join(lines).rstrip() + "\n"
 

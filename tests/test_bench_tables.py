@@ -52,6 +52,16 @@ def test_a_missed_target_exits_1_and_the_readme_block_follows_the_json(tmp_path)
     assert stale.returncode == 1
     assert _run(tables, out).returncode == 0
     assert "| speed-up | 4.20 | ≥ 20 | **missed** |" in readme.read_text()
+    assert "All targets met." not in readme.read_text() and "**A target was missed.**" in readme.read_text()
+
+    # a diagnosis (figures, no targets) claims none
+    diagnosis = (
+        'from bench_results import Results\nr = Results("tiny")\nr.figure("share", 0.5)\nraise SystemExit(r.write())'
+    )
+    assert _run(["-c", diagnosis], out).returncode == 0
+    assert _run(tables, out).returncode == 0
+    text = readme.read_text()
+    assert "| share | 0.5 |" in text and "targets met" not in text and "missed" not in text
 
 
 def test_a_block_without_its_json_is_a_one_line_error(tmp_path):
