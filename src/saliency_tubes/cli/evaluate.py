@@ -143,11 +143,11 @@ def evaluate(
     on_skip=None,
     layers: list[str] | None = None,
 ) -> dict[str, dict[str, list[float]]]:
-    """Per-clip metric values: ``{method, "ground_truth" (with masks) or "random": {metric: [value per clip]}}``. ``layer`` applies to the
-    methods that take one, ``layers`` to those that take a list of layers (the others explain their own). With
-    ``on_skip`` (the default list of methods), a method that does not apply to the model (rollout on a CNN, CAM on a
-    class-token model: a :class:`BadArgument` on the first batch) is left out and ``on_skip(method, reason)``
-    called; without it, that error is raised."""
+    """Per-clip metric values: ``{method, "ground_truth" (where the clips have masks) or "random": {metric: [value
+    per clip]}}``. ``layer`` applies to the methods that take one, ``layers`` to those that take a list of layers
+    (the others explain their own). With ``on_skip`` (the default list of methods), a method that does not apply
+    to the model (rollout on a CNN, CAM on a class-token model: a :class:`BadArgument` on the first batch) is left
+    out and ``on_skip(method, reason)`` called; without it, that error is raised."""
     import torch
 
     from ..explain import explain, get_method, lift, pointing_game, takes_layers, temporal_hit, tube_mass_in_gt
