@@ -1,7 +1,7 @@
 """Why a method's tubes miss the actor on a model: per class, and whether the model itself needs the actor.
 
     python benchmarks/pointing_diagnosis.py --name pointing_swin3d_tiny --checkpoint checkpoints/<run>/<best>.ckpt \\
-        --data-root data/synthetic --split val --method attention_relevance
+        --data.root data/synthetic --data.split_name val --method attention_relevance
 
 On a split with ground-truth masks (the synthetic set's), for the predicted class of each clip:
 
@@ -28,7 +28,8 @@ import torch
 import torch.nn.functional as F
 from bench_results import Results
 
-from saliency_tubes.data.datasets import validation_dataset
+from saliency_tubes.cli.evaluate import validation_set
+from saliency_tubes.data.layouts import add_layout_arguments
 from saliency_tubes.explain import explain, lift, pointing_game
 from saliency_tubes.explain.core import upsample_tubes
 from saliency_tubes.explain.methods.relevance import AttentionRelevance
@@ -84,25 +85,21 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--name", required=True, help="benchmarks/out/NAME.json")
     p.add_argument("--checkpoint", required=True)
-    p.add_argument("--data-root", default="data/synthetic")
-    p.add_argument("--split", default="val", help="a split with masks (default val: choose on it, report on test)")
+    p.add_argument("--data.root", dest="data_root", default="data/synthetic", help="a dataset with masks")
+    p.add_argument(
+        "--data.split_name",
+        dest="data_split_name",
+        default="val",
+        help="the split (default val: choose on it; the synthetic set's held-out split is test)",
+    )
+    add_layout_arguments(p)
     p.add_argument("--method", default="attention_relevance")
     p.add_argument("--batch-size", type=int, default=8)
     args = p.parse_args()
     results = Results(args.name)
     torch.manual_seed(0)
     model, info = load_checkpoint(args.checkpoint)
-    d = info.data
-    dataset = validation_dataset(
-        args.data_root,
-        class_names=info.class_names,
-        clip_len=d.clip_len,
-        stride=d.stride,
-        input_size=d.input_size,
-        mean=d.mean,
-        std=d.std,
-        split=args.split,
-    )
+    dataset = validation_set(args, info)  # as explain.py --evaluate reads it
     per_class: dict[str, dict[str, list[float]]] = {}
     per_block: list[list[float]] = []
     attention = args.method == "attention_relevance"
@@ -110,7 +107,7 @@ def main() -> int:
     for start in range(0, len(dataset), args.batch_size):
         items = [dataset.load(i, with_mask=True) for i in range(start, min(start + args.batch_size, len(dataset)))]
         if not all("mask" in it for it in items):
-            sys.exit(f"error: {args.data_root} ({args.split}) has videos without masks")
+            sys.exit(f"error: {args.data_root} ({args.data_split_name}) has videos without masks")
         clips = torch.stack([it["clip"] for it in items])
         masks = torch.stack([it["mask"] for it in items])
         frames = torch.stack([it["moving"] for it in items]) & masks.flatten(2).any(-1)
@@ -176,7 +173,8 @@ def main() -> int:
                 *(round(mean(r[k]), 3) for k in ("pointing", "lift", "off", "p", "p_actor", "p_peak", "p_random")),
             ]
         )
-    results.table(f"{args.method} on {args.checkpoint} ({args.split} split), per predicted class", columns, rows)
+    title = f"{args.method} on {args.checkpoint} ({args.data_split_name} split), per predicted class"
+    results.table(title, columns, rows)
     everything = {k: [v for r in per_class.values() for v in r[k]] for k in ("pointing", "lift")}
     results.figure("pointing game", mean(everything["pointing"]))
     results.figure("lift", mean(everything["lift"]))

@@ -10,15 +10,22 @@ TINY_ARCH = {"width": 4, "conv1_t_size": 3, "no_max_pool": True, "stage_t_stride
 
 
 def tiny_checkpoint(
-    path: Path, class_names: list[str], clip_len: int = 4, stride: int = 2, input_size: int = 32
+    path: Path,
+    class_names: list[str],
+    clip_len: int = 4,
+    stride: int = 2,
+    input_size: int = 32,
+    arch: str = "resnet3d_10",
+    arch_kwargs: dict | None = None,
 ) -> Path:
-    """A Lightning-style checkpoint (``state_dict`` + ``hyper_parameters``) of an untrained tiny R3D-10."""
+    """A Lightning-style checkpoint (``state_dict`` + ``hyper_parameters``) of an untrained tiny R3D-10 (or of
+    ``arch`` built with ``arch_kwargs``)."""
     torch.manual_seed(0)
     module = VideoClassifier(
-        arch="resnet3d_10",
+        arch=arch,
         num_classes=len(class_names),
         class_names=class_names,
-        arch_kwargs=TINY_ARCH,
+        arch_kwargs=TINY_ARCH if arch_kwargs is None else arch_kwargs,
         clip_len=clip_len,
         stride=stride,
         input_size=input_size,

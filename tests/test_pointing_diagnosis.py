@@ -1,0 +1,71 @@
+"""benchmarks/pointing_diagnosis.py on tiny untrained models and the tiny synthetic set: its per-class table and,
+for an attention model, its per-block table, read back from the JSON it writes."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from saliency_tubes.data.synthetic import CLASSES
+
+from helpers.checkpoints import tiny_checkpoint
+from helpers.common import REPO
+
+TINY_VIT = {
+    "img_size": 32,
+    "num_frames": 4,
+    "patch_size": 8,
+    "tubelet_size": 2,
+    "embed_dim": 24,
+    "depth": 2,
+    "num_heads": 2,
+}
+
+
+def _diagnose(tmp_path, checkpoint, root, *extra):
+    env = {**os.environ, "BENCH_OUT": str(tmp_path / "out"), "PYTHONPATH": str(REPO / "src")}
+    script = [sys.executable, str(REPO / "benchmarks" / "pointing_diagnosis.py"), "--name", "d"]
+    argv = [*script, "--checkpoint", str(checkpoint), "--data.root", str(root), *extra]
+    done = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads((tmp_path / "out" / "d.json").read_text())
+
+
+def test_per_class_rows_of_a_cnn(tmp_path, tiny_dataset):
+    ckpt = tiny_checkpoint(tmp_path / "cnn.ckpt", list(CLASSES))
+    record = _diagnose(tmp_path, ckpt, tiny_dataset, "--method", "gradcam")
+    (table,) = record["tables"]  # no attention blocks: no per-block table
+    assert table["columns"][:3] == ["predicted class", "clips", "pointing game"]
+    assert sum(row[1] for row in table["rows"]) == 2 * len(CLASSES)  # the val split's 12 clips
+    for row in table["rows"]:
+        assert row[0] in CLASSES and 0 <= row[2] <= 1 and 0 <= row[4] <= 1
+        assert all(0 <= p <= 1 for p in row[5:])  # probabilities
+    assert 0 <= record["figures"]["pointing game"] <= 1
+
+
+@pytest.mark.parametrize("split", ["val", "test"])
+def test_each_attention_block_gets_a_pointing_game(tmp_path, tiny_dataset, split):
+    ckpt = tiny_checkpoint(tmp_path / "vit.ckpt", list(CLASSES), arch="vit_video_s", arch_kwargs=TINY_VIT)
+    record = _diagnose(tmp_path, ckpt, tiny_dataset, "--data.split_name", split)
+    per_class, per_block = record["tables"]
+    assert f"({split} split)" in per_class["title"]
+    assert [row[0] for row in per_block["rows"]] == [0, 1]  # one row per block of the two
+    assert all(0 <= row[1] <= 1 for row in per_block["rows"])
+
+
+def test_a_split_without_masks_is_one_line(tmp_path, tiny_dataset):
+    import shutil
+
+    root = tmp_path / "no_masks"
+    shutil.copytree(tiny_dataset, root)
+    for mask in root.rglob("*.mask.npz"):
+        mask.unlink()
+    env = {**os.environ, "BENCH_OUT": str(tmp_path / "out"), "PYTHONPATH": str(REPO / "src")}
+    ckpt = tiny_checkpoint(tmp_path / "cnn.ckpt", list(CLASSES))
+    script = REPO / "benchmarks" / "pointing_diagnosis.py"
+    argv = [sys.executable, str(script), "--name", "d", "--checkpoint", str(ckpt), "--data.root", str(root)]
+    done = subprocess.run([*argv, "--method", "gradcam"], cwd=REPO, env=env, capture_output=True, text=True)
+    assert done.returncode == 1 and done.stderr.strip().endswith("has videos without masks")
+    assert "Traceback" not in done.stderr
