@@ -1,5 +1,6 @@
-"""Class Feature Pyramids: a loop-based reference of the walk back (per kept kernel, per channel), the paper's
-first step from the classifier weights, the fusion, and kept channels that follow the class."""
+"""Class Feature Pyramids: a loop-based reference of the walk back (per kept kernel, per channel) and of each
+depth's class tube, the paper's first step from the classifier weights, the fused tube, and kept channels that
+follow the class."""
 
 import numpy as np
 import torch
@@ -30,13 +31,16 @@ def slow_relevance(grad: np.ndarray, act: np.ndarray) -> list[float]:
 
 
 def slow_pyramid(model, x, target, names):
-    """One sample: the kept channels and class tube of every depth. The class tube is built voxel by voxel from the
-    kept channels' gradient × activation; the walk back sums, one kept kernel of the depth above at a time, the
-    gradient of that kernel's response weighted by its own gradient at the voxels where the tube above is positive."""
+    """One sample: the kept channels and class tube of every depth. The evidence tube ``E_d`` is built voxel by voxel
+    from the kept channels' gradient × activation; the walk back sums, one kept kernel of the depth above at a time,
+    the gradient of that kernel's response weighted by its own gradient at the voxels where ``E`` above is positive.
+    The class tube is ``E_D`` at the deepest depth; above it, voxel by voxel, the kept channels' activations weighted
+    by their share of the positive relevance, times the deeper class tube upsampled and divided by its maximum."""
     x = x.clone().requires_grad_(True)
     acts, logits = captured_layers(model, x, names)
     maps, kept = {}, {}
     above_grad, above_positive = np.zeros(()), np.zeros(())
+    above_tube: torch.Tensor | None = None
     for d in reversed(range(len(names))):
         a = acts[names[d]]
         if d == len(names) - 1:
@@ -53,12 +57,22 @@ def slow_pyramid(model, x, target, names):
                 grad += g
         a_np = a[0].detach().double().numpy()
         g_np = grad[0].double().numpy()
-        kept[names[d]] = slow_keep(slow_relevance(g_np, a_np))
-        cam = np.zeros(a_np.shape[1:])
-        for idx in np.ndindex(cam.shape):
-            cam[idx] = max(0.0, sum(g_np[(c, *idx)] * a_np[(c, *idx)] for c in kept[names[d]]))
-        maps[names[d]] = torch.from_numpy(cam).float()
-        above_grad, above_positive = g_np, cam > 0
+        relevance = slow_relevance(g_np, a_np)
+        kept[names[d]] = slow_keep(relevance)
+        evidence = np.zeros(a_np.shape[1:])
+        for idx in np.ndindex(evidence.shape):
+            evidence[idx] = max(0.0, sum(g_np[(c, *idx)] * a_np[(c, *idx)] for c in kept[names[d]]))
+        if above_tube is None:
+            tube = evidence
+        else:
+            total = sum(relevance[c] for c in kept[names[d]])
+            gate = upsample_tubes(above_tube[None], a_np.shape[1:])[0].clamp(min=0).double().numpy()
+            tube = np.zeros(a_np.shape[1:])
+            for idx in np.ndindex(tube.shape):
+                features = sum(relevance[c] / total * a_np[(c, *idx)] for c in kept[names[d]])
+                tube[idx] = max(0.0, features) * gate[idx] / gate.max()
+        maps[names[d]] = above_tube = torch.from_numpy(tube).float()
+        above_grad, above_positive = g_np, evidence > 0
     return maps, kept
 
 
@@ -71,16 +85,12 @@ def test_pyramid_equals_a_loop_over_its_formula_per_depth_and_fused():
     for b in range(3):
         maps, kept = slow_pyramid(model, clips[b : b + 1], int(ours.targets[b]), LAYERS)
         assert all(kept[n] for n in LAYERS), kept  # a real walk: channels kept at every depth
-        scaled = []
-        grid = tuple(max(m.shape[i] for m in maps.values()) for i in range(3))
         for name in LAYERS:
             m = maps[name]
             expected = normalize_tubes(upsample_tubes(m[None], (4, *m.shape[1:])), clip_negative=True)[0]
             torch.testing.assert_close(ours.layers[name][b], expected, rtol=1e-4, atol=1e-4)
-            up = upsample_tubes(m[None], grid)[0].clamp(min=0)
-            scaled.append(up / up.max())
-        geometric = torch.stack(scaled).prod(0).pow(1 / len(scaled))
-        fused = normalize_tubes(upsample_tubes(geometric[None], (4, 16, 16)))[0]
+        finest = maps[LAYERS[0]]  # the fused tube: the finest depth's, which carries the deeper ones as its gate
+        fused = normalize_tubes(upsample_tubes((finest / finest.max())[None], (4, 16, 16)))[0]
         torch.testing.assert_close(ours.tubes[b], fused, rtol=1e-4, atol=1e-4)
 
 
