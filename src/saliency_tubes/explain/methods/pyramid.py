@@ -106,7 +106,8 @@ class ClassFeaturePyramid(ExplanationMethod):
                     share = kept * relevance.clamp(min=0)
                     share = share / share.sum(1, keepdim=True).clamp(min=1e-30)
                     features = torch.relu(torch.einsum("bc,bcthw->bthw", share, activations))
-                    gate = upsample_tubes(above[:, None], tuple(activations.shape[-3:]))[:, 0].clamp(min=0)
+                    t, h, w = activations.shape[-3:]
+                    gate = upsample_tubes(above[:, None], (t, h, w))[:, 0].clamp(min=0)
                     tube = features * gate / gate.flatten(1).amax(1).clamp(min=1e-30)[:, None, None, None]
                 maps[names[d]].append(tube)
                 above = tube
