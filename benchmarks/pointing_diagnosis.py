@@ -32,7 +32,7 @@ from saliency_tubes.cli.evaluate import validation_set
 from saliency_tubes.data.layouts import add_layout_arguments
 from saliency_tubes.explain import explain, lift, pointing_game
 from saliency_tubes.explain.core import upsample_tubes
-from saliency_tubes.explain.methods.relevance import AttentionRelevance
+from saliency_tubes.explain.methods.relevance import AttentionRelevance, attention_step, pooled_row, token_volume
 from saliency_tubes.models.io import load_checkpoint
 
 
@@ -51,32 +51,21 @@ def class_prob(model, clips, targets, hidden: torch.Tensor | None = None) -> tor
 
 
 def block_pointing(model, clips, masks, frames) -> list[torch.Tensor]:
-    """Per attention block, the pointing game (B) of its first-hop attention relevance for the predicted class."""
+    """Per attention block, the pointing game (B) of its first-hop attention relevance for the predicted class: the
+    method's own step (``pooledᵀ·Ā_l``) without the blocks below."""
     method = AttentionRelevance(model)
     forward = method.forward(clips)
     reads = forward.attention or []
     score = forward.logits.gather(1, forward.logits.argmax(1, keepdim=True)).sum()
     found = torch.autograd.grad(score, [forward.activations, *(r.attention for r in reads)])
-    reach = found[0].abs().sum(-1) if forward.layout is not None else found[0].abs().flatten(2).sum(1)
-    pooled = (reach > 0).float()
-    pooled = pooled / pooled.sum(1, keepdim=True)
+    pooled = pooled_row(found[0], forward)
     scores = []
     for read, grad in zip(reads, found[1:], strict=True):
         if read.tokens != pooled.shape[1]:
             break  # a patch merging: first hops below it are on another grid
-        fused = (grad.float() * read.attention.detach()).abs().mean(2)
-        inflow = F.pad(pooled, (0, 1))[:, read.index]
-        spread = torch.einsum("bgi,bgij->bgj", inflow, fused).flatten(1)
-        keep = read.index.flatten() < read.tokens
-        hop = torch.zeros_like(pooled).index_add(1, read.index.flatten()[keep], spread[:, keep])
-        if read.grid is not None:
-            volume = hop.view(-1, *read.grid)
-        else:
-            from saliency_tubes.explain.tokens import LAST_FEATURES, to_volume
-
-            assert forward.layout is not None
-            volume = to_volume(hop[..., None], forward.layout, LAST_FEATURES, model)[:, 0]
-        tubes = upsample_tubes(volume[:, None].detach(), tuple(clips.shape[-3:]))[:, 0]
+        hop = attention_step(read, grad, pooled, method.sign)
+        volume = token_volume(hop, read, forward, model).detach()
+        tubes = upsample_tubes(volume[:, None], tuple(clips.shape[-3:]))[:, 0]
         scores.append(pointing_game(tubes, masks, frames=frames))
     return scores
 

@@ -217,10 +217,7 @@ class AttentionRelevance(ExplanationMethod):
     def maps(self, forward: ClipForward, targets: torch.Tensor) -> torch.Tensor:
         import torch
 
-        from ..tokens import LAST_FEATURES, to_volume
-
         reads: list[AttentionRead] = forward.attention or []
-        b = forward.logits.shape[0]
         maps = []
         for k in range(targets.shape[1]):
             score = forward.logits.gather(1, targets[:, k : k + 1]).sum()
@@ -231,31 +228,50 @@ class AttentionRelevance(ExplanationMethod):
                 allow_unused=True,
                 materialize_grads=True,
             )
-            # the tokens the head reads (a class token, or all the tokens it averages): those the score depends on
-            reach = found[0].abs().sum(-1) if forward.layout is not None else found[0].abs().flatten(2).sum(1)
-            pooled = (reach > 0).float()
-            pooled = pooled / pooled.sum(1, keepdim=True).clamp(min=1)
+            pooled = pooled_row(found[0], forward)
             grads = found[1:]
             # vᵀ = pooledᵀ·R splits into the identity's share (pooled, moved only by mergings) and the relevance
             # gained through attention, kept apart: their difference would lose the small part to rounding
             identity, gained = pooled, torch.zeros_like(pooled)
             for i in range(len(reads) - 1, -1, -1):
                 read = reads[i]
-                weighted = grads[i].float() * read.attention.detach()
-                fused = (weighted.abs() if self.sign == "absolute" else weighted.clamp(min=0)).mean(2)  # B×G×w×w
-                inflow = torch.nn.functional.pad(identity + gained, (0, 1))[:, read.index]  # B×G×w (0: padding)
-                spread = torch.einsum("bgi,bgij->bgj", inflow, fused).flatten(1)
-                keep = read.index.flatten() < read.tokens
-                gained = gained.index_add(1, read.index.flatten()[keep], spread[:, keep])
+                gained = gained + attention_step(read, grads[i], identity + gained, self.sign)
                 if i and reads[i - 1].tokens != read.tokens:  # a patch merging between block i-1 and block i
                     before, after = reads[i - 1].grid, read.grid
                     if before is None or after is None:
                         raise BadArgument(f"{self.name}: the token count changes between blocks without a token grid")
                     identity, gained = _merge_back(identity, after, before), _merge_back(gained, after, before)
-            relevance = gained
-            if reads[0].grid is not None:
-                maps.append(relevance.view(b, *reads[0].grid))
-            else:
-                assert forward.layout is not None
-                maps.append(to_volume(relevance[..., None], forward.layout, LAST_FEATURES, self.model)[:, 0])
+            maps.append(token_volume(gained, reads[0], forward, self.model))
         return torch.stack(maps, 1)
+
+
+def pooled_row(reach: torch.Tensor, forward: ClipForward) -> torch.Tensor:
+    """B×N: the row of the pooled output — the mean over the tokens the head reads (a class token, or all the tokens
+    it averages), found as those where the score's gradient at the features (``reach``) is not zero."""
+    found = reach.abs().sum(-1) if forward.layout is not None else reach.abs().flatten(2).sum(1)
+    pooled = (found > 0).float()
+    return pooled / pooled.sum(1, keepdim=True).clamp(min=1)
+
+
+def attention_step(read: AttentionRead, grad: torch.Tensor, vector: torch.Tensor, sign: str) -> torch.Tensor:
+    """One block's ``vᵀ·Ā`` for a B×N ``vector`` over its input tokens, window by window: ``Ā = mean_heads(|∇A ⊙ A|)``
+    (``sign="positive"``: the positive part of ``∇A ⊙ A``) from the block's attention and its gradient ``grad``."""
+    import torch
+
+    weighted = grad.float() * read.attention.detach()
+    fused = (weighted.abs() if sign == "absolute" else weighted.clamp(min=0)).mean(2)  # B×G×w×w
+    inflow = torch.nn.functional.pad(vector, (0, 1))[:, read.index]  # B×G×w (0: padding)
+    spread = torch.einsum("bgi,bgij->bgj", inflow, fused).flatten(1)
+    keep = read.index.flatten() < read.tokens
+    return torch.zeros_like(vector).index_add(1, read.index.flatten()[keep], spread[:, keep])
+
+
+def token_volume(vector: torch.Tensor, read: AttentionRead, forward: ClipForward, model: nn.Module) -> torch.Tensor:
+    """A B×N vector over ``read``'s input tokens as a B×T'×H'×W' volume: on the block's grid (channels-last), or
+    through the model's token layout."""
+    from ..tokens import LAST_FEATURES, to_volume
+
+    if read.grid is not None:
+        return vector.view(vector.shape[0], *read.grid)
+    assert forward.layout is not None
+    return to_volume(vector[..., None], forward.layout, LAST_FEATURES, model)[:, 0]
