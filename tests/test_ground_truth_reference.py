@@ -2,7 +2,6 @@
 with the random map it is compared with where only some do, and absent where none do."""
 
 import math
-import shutil
 
 import torch
 
@@ -12,6 +11,7 @@ from saliency_tubes.data.synthetic import CLASSES
 from saliency_tubes.models import create_model
 
 from helpers.checkpoints import TINY_ARCH
+from helpers.common import copy_without_masks
 
 
 def _scores(root, batch_size=2):
@@ -21,14 +21,6 @@ def _scores(root, batch_size=2):
     return evaluate(
         model, dataset, ["saliency_tubes"], torch.device("cpu"), steps=2, grid=4, batch_size=batch_size, max_clips=4
     )
-
-
-def _copy_without_masks(src, dst, keep: int):
-    shutil.copytree(src, dst)
-    masks = sorted((dst / "val").rglob("*.mask.npz"))
-    for path in masks[keep:]:
-        path.unlink()
-    return dst
 
 
 def test_the_masks_are_scored_as_a_map(tiny_dataset):
@@ -41,11 +33,11 @@ def test_the_masks_are_scored_as_a_map(tiny_dataset):
 
 
 def test_no_row_without_masks_and_in_step_with_some(tiny_dataset, tmp_path):
-    none = _scores(_copy_without_masks(tiny_dataset, tmp_path / "none", keep=0))
+    none = _scores(copy_without_masks(tiny_dataset, tmp_path / "none", keep=0))
     assert list(none) == ["saliency_tubes", "random"]
 
     # the validation videos sorted by class: the first two (the first batch) keep their masks
-    some = _scores(_copy_without_masks(tiny_dataset, tmp_path / "some", keep=2))
+    some = _scores(copy_without_masks(tiny_dataset, tmp_path / "some", keep=2))
     truth, random = some[GROUND_TRUTH], some["random"]
     assert len(truth["deletion_auc"]) == len(random["deletion_auc"]) == 4
     assert not any(math.isnan(v) for v in truth["deletion_auc"][:2])

@@ -11,7 +11,7 @@ import pytest
 from saliency_tubes.data.synthetic import CLASSES
 
 from helpers.checkpoints import tiny_checkpoint
-from helpers.common import REPO
+from helpers.common import REPO, copy_without_masks
 
 TINY_VIT = {
     "img_size": 32,
@@ -24,11 +24,15 @@ TINY_VIT = {
 }
 
 
-def _diagnose(tmp_path, checkpoint, root, *extra):
+def _run(tmp_path, checkpoint, root, *extra) -> subprocess.CompletedProcess:
     env = {**os.environ, "BENCH_OUT": str(tmp_path / "out"), "PYTHONPATH": str(REPO / "src")}
     script = [sys.executable, str(REPO / "benchmarks" / "pointing_diagnosis.py"), "--name", "d"]
     argv = [*script, "--checkpoint", str(checkpoint), "--data.root", str(root), *extra]
-    done = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True)
+    return subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True)
+
+
+def _diagnose(tmp_path, checkpoint, root, *extra):
+    done = _run(tmp_path, checkpoint, root, *extra)
     assert done.returncode == 0, done.stderr[-2000:]
     return json.loads((tmp_path / "out" / "d.json").read_text())
 
@@ -56,16 +60,8 @@ def test_each_attention_block_gets_a_pointing_game(tmp_path, tiny_dataset, split
 
 
 def test_a_split_without_masks_is_one_line(tmp_path, tiny_dataset):
-    import shutil
-
-    root = tmp_path / "no_masks"
-    shutil.copytree(tiny_dataset, root)
-    for mask in root.rglob("*.mask.npz"):
-        mask.unlink()
-    env = {**os.environ, "BENCH_OUT": str(tmp_path / "out"), "PYTHONPATH": str(REPO / "src")}
+    root = copy_without_masks(tiny_dataset, tmp_path / "no_masks")  # the val split the script reads by default
     ckpt = tiny_checkpoint(tmp_path / "cnn.ckpt", list(CLASSES))
-    script = REPO / "benchmarks" / "pointing_diagnosis.py"
-    argv = [sys.executable, str(script), "--name", "d", "--checkpoint", str(ckpt), "--data.root", str(root)]
-    done = subprocess.run([*argv, "--method", "gradcam"], cwd=REPO, env=env, capture_output=True, text=True)
+    done = _run(tmp_path, ckpt, root, "--method", "gradcam")
     assert done.returncode == 1 and done.stderr.strip().endswith("has videos without masks")
     assert "Traceback" not in done.stderr

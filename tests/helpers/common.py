@@ -1,5 +1,6 @@
 """Paths and objects shared by the tests (the fixtures stay in conftest.py)."""
 
+import shutil
 from pathlib import Path
 
 from saliency_tubes.data.synthetic import SyntheticConfig
@@ -16,3 +17,12 @@ class Trap:
 
     def __reduce__(self):
         return (Path.touch, (Path(self.marker),))
+
+
+def copy_without_masks(src: Path, dst: Path, split: str = "val", keep: int = 0) -> Path:
+    """A copy of the synthetic dataset ``src`` at ``dst`` whose ``split`` keeps the masks of its first ``keep``
+    videos (sorted by class, then name) only."""
+    shutil.copytree(src, dst)
+    for path in sorted((dst / split).rglob("*.mask.npz"))[keep:]:
+        path.unlink()
+    return dst
