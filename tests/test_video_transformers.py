@@ -58,6 +58,30 @@ def test_swin3d_t_gives_torchvisions_logits_and_an_exact_cam():
     torch.testing.assert_close(cam.mean((2, 3, 4)) + head.bias, ours(clip), rtol=1e-5, atol=1e-5)
 
 
+def test_swin3d_absolute_position_adds_the_fixed_sinusoid_to_the_patch_tokens():
+    """The opt-in absolute position (Swin v1's ``ape``, here VideoMAE's fixed table): no parameter, so torchvision's
+    files still load; the table is added to the patch embedding's tokens in time-major order, before the blocks."""
+    from saliency_tubes.models.vit_video import sinusoid_table
+
+    torch.manual_seed(0)
+    kwargs = dict(patch_size=[4, 8, 8], window_size=[2, 8, 8], embed_dim=24, depths=[2], num_heads=[2])
+    plain, placed = (
+        create_model("swin3d_t", 6, **kwargs).eval(),
+        create_model("swin3d_t", 6, absolute_position=True, **kwargs).eval(),
+    )
+    assert placed.load_state_dict(plain.state_dict(), strict=True) is not None
+    clip = torch.randn(2, 3, 8, 32, 48)  # a 2×4×6 grid: a wrong axis order or a transposed table would not match
+    seen = {}
+    placed.features.register_forward_pre_hook(lambda module, args: seen.setdefault("tokens", args[0]))
+    with torch.no_grad():
+        placed(clip)
+        tokens = plain.patch_embed(clip)
+    table = sinusoid_table(2 * 4 * 6, 24)[0].view(2, 4, 6, 24)
+    torch.testing.assert_close(seen["tokens"], tokens + table)
+    with torch.no_grad():
+        assert not torch.allclose(placed(clip), plain(clip))
+
+
 @pytest.mark.slow  # about 10 s: torchvision's S3D runs only at ≥ 16×224×224 (18 GMACs)
 def test_s3d_gives_torchvisions_logits_both_ways_and_an_exact_cam():
     """The classifier is a Linear stored as torchvision's 1×1×1 Conv3d: either state_dict loads into the other."""

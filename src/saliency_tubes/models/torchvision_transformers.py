@@ -43,7 +43,16 @@ SWIN3D_VARIANTS: dict[str, tuple[int, tuple[int, ...], tuple[int, ...]]] = {
 
 class Swin3dContract(SwinTransformer3d):
     """torchvision's ``SwinTransformer3d``; ``forward_features`` ends with the final LayerNorm and the permute to
-    ``B×C×T'×H'×W'``, ``forward_head`` is the average pool and the linear head."""
+    ``B×C×T'×H'×W'``, ``forward_head`` is the average pool and the linear head.
+
+    ``absolute_position=True`` adds a fixed sinusoid table (VideoMAE's, over the time-major token index) to the patch
+    embedding's tokens before the first block: the absolute position embedding of Swin v1 (``ape``), fixed rather
+    than learned, so there is no new parameter and torchvision's files load either way. Off by default, as in
+    torchvision (its pretrained weights were trained without it). Why the small synthetic config turns it on: with
+    relative positions only and windows as large as the grid, a token no longer stands for its own place after one
+    block, and attention relevance carried back through the later blocks lands anywhere (README, "Video
+    transformers").
+    """
 
     cam_exact = True
     cam_note = (
@@ -63,6 +72,7 @@ class Swin3dContract(SwinTransformer3d):
         dropout: float = 0.0,
         attention_dropout: float = 0.0,
         stochastic_depth_prob: float = 0.1,
+        absolute_position: bool = False,
     ):
         if len(depths) != len(num_heads):
             raise SaliencyTubesError(f"Swin3D: {len(depths)} depths but {len(num_heads)} num_heads")
@@ -78,9 +88,15 @@ class Swin3dContract(SwinTransformer3d):
             stochastic_depth_prob=stochastic_depth_prob,
             num_classes=num_classes,
         )
+        self.absolute_position = absolute_position
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.features(self.pos_drop(self.patch_embed(x)))  # B×T'×H'×W'×C
+        x = self.patch_embed(x)  # B×T'×H'×W'×C
+        if self.absolute_position:
+            from .vit_video import sinusoid_table
+
+            x = x + sinusoid_table(math.prod(x.shape[1:4]), x.shape[4], device=x.device).view(x.shape[1:])
+        x = self.features(self.pos_drop(x))
         return self.norm(x).permute(0, 4, 1, 2, 3)
 
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
