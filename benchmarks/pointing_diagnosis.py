@@ -12,6 +12,11 @@ On a split with ground-truth masks (the synthetic set's), for the predicted clas
   actor (mean of 4). If occluding the actor leaves the class's probability high, the model does not need the
   actor for that class and no faithful map has to point at it; if occluding the peak costs less than occluding
   random places, the peak is not where the model's evidence is.
+- per class, the pointing game of an occlusion map — the model's own evidence, measured without gradients: each
+  cell of the model's last feature grid (``T'×H'×W'``: a transformer's token grid) set to the zero baseline through
+  its frames, the map the drop of the class's probability (upsampled as the tubes are). It bounds what a method
+  reading that grid can be expected to reach on this model: where it points no better than the method, the miss
+  is in the model's evidence, not in the method.
 - for attention methods (``attention_relevance``): the pointing game of each block's own attention relevance
   ``pooled · Ā_l`` (its first hop, without the blocks below), which says which blocks' attention follows the
   actor.
@@ -48,6 +53,34 @@ def class_prob(model, clips, targets, hidden: torch.Tensor | None = None) -> tor
     if hidden is not None:
         clips = clips * (~hidden)[:, None, None]
     return model(clips).softmax(1).gather(1, targets[:, None])[:, 0]
+
+
+def feature_grid(model, clips) -> tuple[int, int, int]:
+    """The model's last feature grid ``T'×H'×W'``: its feature volume's, or its tokens' (``token_layout``)."""
+    from saliency_tubes.explain.tokens import LAST_FEATURES, layout_of
+
+    features = model.forward_features(clips[:1])
+    layout = layout_of(model, LAST_FEATURES, features)
+    return tuple(layout.grid if layout is not None else features.shape[-3:])
+
+
+def occlusion_map(model, clips, targets, grid: tuple[int, int, int]) -> torch.Tensor:
+    """B×T'×H'×W': per cell of ``grid`` over the clip (boundaries rounded where the sizes do not divide), how much
+    the model's probability for ``targets`` drops (clamped at 0) when the cell is set to 0 through its frames."""
+    bounds = [
+        torch.linspace(0, size, cells + 1).round().long().tolist()
+        for size, cells in zip(clips.shape[-3:], grid, strict=True)
+    ]
+    plain = class_prob(model, clips, targets)
+    drops = clips.new_zeros(clips.shape[0], *grid)
+    for t in range(grid[0]):
+        for y in range(grid[1]):
+            for x in range(grid[2]):
+                hidden = clips.clone()
+                (t0, t1), (y0, y1), (x0, x1) = (b[i : i + 2] for b, i in zip(bounds, (t, y, x), strict=True))
+                hidden[:, :, t0:t1, y0:y1, x0:x1] = 0
+                drops[:, t, y, x] = plain - class_prob(model, hidden, targets)
+    return drops.clamp(min=0)
 
 
 def block_pointing(model, clips, masks, frames) -> list[torch.Tensor]:
@@ -93,6 +126,8 @@ def main() -> int:
     per_block: list[list[float]] = []
     attention = args.method == "attention_relevance"
     g = torch.Generator().manual_seed(0)
+    ties = torch.Generator().manual_seed(1)  # breaks the occlusion map's ties (no drop anywhere) at random
+    grid = None
     for start in range(0, len(dataset), args.batch_size):
         items = [dataset.load(i, with_mask=True) for i in range(start, min(start + args.batch_size, len(dataset)))]
         if not all("mask" in it for it in items):
@@ -101,6 +136,9 @@ def main() -> int:
         masks = torch.stack([it["mask"] for it in items])
         frames = torch.stack([it["moving"] for it in items]) & masks.flatten(2).any(-1)
         result = explain(model, clips, args.method)
+        if grid is None:
+            with torch.no_grad():
+                grid = feature_grid(model, clips)
         tubes, targets = result.tubes, result.targets
         h, w = tubes.shape[-2:]
         actor = F.max_pool2d(masks.any(1).float()[:, None], 5, 1, 2)[:, 0] > 0  # all frames, dilated by 2
@@ -117,6 +155,9 @@ def main() -> int:
                 spot = torch.stack([torch.randint(0, h, (len(items),), generator=g) for _ in range(2)], 1)
                 elsewhere.append(class_prob(model, clips, targets, discs(spot, radius, (h, w)) & ~actor))
             without_random = torch.stack(elsewhere).mean(0)
+            evidence = occlusion_map(model, clips, targets, grid)
+            noise = 1e-6 * torch.rand(evidence.shape, generator=ties)
+            occluded = pointing_game(upsample_tubes(evidence + noise, tuple(clips.shape[-3:])), masks, frames=frames)
         pointing = pointing_game(tubes, masks, frames=frames)
         lifts = lift(tubes, masks)
         if attention:
@@ -134,6 +175,7 @@ def main() -> int:
                 ("p_actor", without_actor),
                 ("p_peak", without_peak),
                 ("p_random", without_random),
+                ("occlusion", occluded),
             ):
                 row.setdefault(key, []).append(float(values[i]))
 
@@ -151,6 +193,7 @@ def main() -> int:
         "actor occluded",
         "peak occluded",
         "random places occluded",
+        "occlusion map's pointing game",
     ]
     rows = []
     for name in sorted(per_class):
@@ -159,14 +202,22 @@ def main() -> int:
             [
                 name,
                 len(r["p"]),
-                *(round(mean(r[k]), 3) for k in ("pointing", "lift", "off", "p", "p_actor", "p_peak", "p_random")),
+                *(
+                    round(mean(r[k]), 3)
+                    for k in ("pointing", "lift", "off", "p", "p_actor", "p_peak", "p_random", "occlusion")
+                ),
             ]
         )
-    title = f"{args.method} on {args.checkpoint} ({args.data_split_name} split), per predicted class"
+    cells = "×".join(map(str, grid or ()))
+    title = (
+        f"{args.method} on {args.checkpoint} ({args.data_split_name} split), per predicted class; "
+        f"occlusion map over the model's {cells} feature grid"
+    )
     results.table(title, columns, rows)
-    everything = {k: [v for r in per_class.values() for v in r[k]] for k in ("pointing", "lift")}
+    everything = {k: [v for r in per_class.values() for v in r[k]] for k in ("pointing", "lift", "occlusion")}
     results.figure("pointing game", mean(everything["pointing"]))
     results.figure("lift", mean(everything["lift"]))
+    results.figure("occlusion map's pointing game", mean(everything["occlusion"]))
     if per_block:
         results.table(
             "each attention block's own relevance (first hop), pointing game",
