@@ -48,10 +48,8 @@ class Swin3dContract(SwinTransformer3d):
     ``absolute_position=True`` adds a fixed sinusoid table (VideoMAE's, over the time-major token index) to the patch
     embedding's tokens before the first block: the absolute position embedding of Swin v1 (``ape``), fixed rather
     than learned, so there is no new parameter and torchvision's files load either way. Off by default, as in
-    torchvision (its pretrained weights were trained without it). Why the small synthetic config turns it on: with
-    relative positions only and windows as large as the grid, a token no longer stands for its own place after one
-    block, and attention relevance carried back through the later blocks lands anywhere (README, "Video
-    transformers").
+    torchvision (its pretrained weights were trained without it). What it did on the small synthetic config (not
+    enough to keep it there): the header of ``configs/swin3d_tiny_synthetic.yaml``.
     """
 
     cam_exact = True
