@@ -69,7 +69,8 @@ def test_swin3d_absolute_position_adds_the_fixed_sinusoid_to_the_patch_tokens():
         create_model("swin3d_t", 6, **kwargs).eval(),
         create_model("swin3d_t", 6, absolute_position=True, **kwargs).eval(),
     )
-    assert placed.load_state_dict(plain.state_dict(), strict=True) is not None
+    loaded = placed.load_state_dict(plain.state_dict(), strict=True)  # no parameter added
+    assert not loaded.missing_keys and not loaded.unexpected_keys
     clip = torch.randn(2, 3, 8, 32, 48)  # a 2×4×6 grid: a wrong axis order or a transposed table would not match
     seen = {}
     placed.features.register_forward_pre_hook(lambda module, args: seen.setdefault("tokens", args[0]))

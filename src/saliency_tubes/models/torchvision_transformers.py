@@ -93,7 +93,7 @@ class Swin3dContract(SwinTransformer3d):
         if self.absolute_position:
             from .vit_video import sinusoid_table
 
-            x = x + sinusoid_table(math.prod(x.shape[1:4]), x.shape[4], device=x.device).view(x.shape[1:])
+            x = x + sinusoid_table(math.prod(x.shape[1:4]), x.shape[4], device=x.device).view(x.shape[1:]).to(x.dtype)
         x = self.features(self.pos_drop(x))
         return self.norm(x).permute(0, 4, 1, 2, 3)
 
