@@ -67,8 +67,8 @@ class ExplanationMethod:
     :func:`default_layers`: the output of every stage from the second after the stem on, e.g. ``layer2, layer3,
     layer4``). Each layer gets its own low-resolution map (:meth:`maps_by_layer`, by default :meth:`layer_map` per
     layer with the gradients of one backward pass to all of them), and :meth:`fuse` combines them into the fused map
-    (``fusion``: ``"max"``, ``"mean"`` or ``"geometric"``, after upsampling every map to the finest layer's grid and
-    dividing it by its maximum). ``self.layers`` is the list explained (``None``: one layer, as above).
+    (``fusion``: ``"max"``, ``"mean"``, ``"geometric"`` or ``"finest"``, after upsampling every map to the finest
+    layer's grid and dividing it by its maximum). ``self.layers`` is the list explained (``None``: one layer, as above).
 
     ``clip_negative`` zeroes negative evidence after upsampling and before normalising, so a region with no evidence
     for the class is 0 rather than lifted by the most negative one; ``False`` is the original Saliency Tubes
@@ -244,20 +244,23 @@ class ExplanationMethod:
         """One map from the layers' maps (B×K×T'_l×H'_l×W'_l each): every map upsampled to the finest grid (the
         largest T', H' and W' among the layers), its negative part zeroed and divided by its maximum (per sample and
         target), then combined voxel by voxel according to ``fusion``: ``"max"`` (the strongest layer),
-        ``"mean"``, or ``"geometric"`` (the geometric mean: high only where every layer agrees). A layer whose map is
-        zero everywhere for a sample and target (one no gradient reaches, as the last block of a class-token model:
-        only the class token meets the head) says nothing and is left out of that sample's geometric mean instead of
-        zeroing it."""
+        ``"mean"``, ``"geometric"`` (the geometric mean: high only where every layer agrees), or ``"finest"`` (the
+        first, shallowest layer's map alone: for a method whose finest map already carries the deeper ones, as the
+        Class Feature Pyramid's gated tubes do). A layer whose map is zero everywhere for a sample and target (one no
+        gradient reaches, as the last block of a class-token model: only the class token meets the head) says nothing
+        and is left out of that sample's geometric mean instead of zeroing it."""
         import torch
 
         from ..core import upsample_tubes
 
         grid = tuple(max(m.shape[-3 + i] for m in maps.values()) for i in range(3))
         scaled = []
-        for m in maps.values():
+        for m in list(maps.values())[: 1 if self.fusion == "finest" else None]:
             up = upsample_tubes(m.float(), grid).clamp(min=0)  # type: ignore[arg-type]
             scaled.append(up / up.flatten(-3).amax(-1).clamp(min=1e-12)[..., None, None, None])
         stack = torch.stack(scaled)
+        if self.fusion == "finest":
+            return stack[0]
         if self.fusion == "max":
             return stack.amax(0)
         if self.fusion == "mean":

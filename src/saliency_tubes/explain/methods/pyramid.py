@@ -72,7 +72,7 @@ class ClassFeaturePyramid(ExplanationMethod):
     layers_by_default = True
     token_layers = False  # the walk back goes through convolution stages
     default_from_stage = 1
-    fusion = "finest"  # see fuse()
+    fusion = "finest"  # each depth's tube carries the deeper ones as its gate
     threshold: ClassVar[float] = 0.0
 
     def keep(self, relevance: torch.Tensor) -> torch.Tensor:
@@ -114,9 +114,3 @@ class ClassFeaturePyramid(ExplanationMethod):
                 if d:  # s_d = Σ E_d with the weights fixed, with the graph down to the depth below
                     upstream = torch.relu((weights.to(acts[d].dtype) * acts[d]).sum(1)).sum()
         return {name: torch.stack(m, 1) for name, m in maps.items()}
-
-    def fuse(self, maps: dict[str, torch.Tensor]) -> torch.Tensor:
-        """The finest depth's class tube (the first of ``maps``, shallow → deep), divided by its maximum: each depth's
-        tube already carries the deeper ones as its gate."""
-        finest = next(iter(maps.values())).float().clamp(min=0)
-        return finest / finest.flatten(-3).amax(-1).clamp(min=1e-12)[..., None, None, None]
