@@ -25,7 +25,7 @@ from typing import Any
 
 from bench_results import OUT, REPO, fmt
 
-GROUND_TRUTH = "ground_truth"  # the masks' own row in evaluation.json (saliency_tubes.cli.evaluate.GROUND_TRUTH)
+from saliency_tubes.cli.evaluate import GROUND_TRUTH  # the masks' own row in evaluation.json
 
 BLOCK = re.compile(r"(<!-- bench:([\w.-]+)( pending)? -->\n)(.*?)(<!-- /bench:\2 -->)", re.S)
 OPS = {"<=": "≤", ">=": "≥", "<": "<", ">": ">", "==": "="}
