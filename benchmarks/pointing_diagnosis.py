@@ -27,6 +27,7 @@ Run by hand (it needs a model): ``make bench`` leaves it out. Writes ``benchmark
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
 
 import torch
@@ -73,13 +74,11 @@ def occlusion_map(model, clips, targets, grid: tuple[int, int, int]) -> torch.Te
     ]
     plain = class_prob(model, clips, targets)
     drops = clips.new_zeros(clips.shape[0], *grid)
-    for t in range(grid[0]):
-        for y in range(grid[1]):
-            for x in range(grid[2]):
-                hidden = clips.clone()
-                (t0, t1), (y0, y1), (x0, x1) = (b[i : i + 2] for b, i in zip(bounds, (t, y, x), strict=True))
-                hidden[:, :, t0:t1, y0:y1, x0:x1] = 0
-                drops[:, t, y, x] = plain - class_prob(model, hidden, targets)
+    for cell in itertools.product(*map(range, grid)):
+        hidden = clips.clone()
+        (t0, t1), (y0, y1), (x0, x1) = (b[i : i + 2] for b, i in zip(bounds, cell, strict=True))
+        hidden[:, :, t0:t1, y0:y1, x0:x1] = 0
+        drops[(slice(None), *cell)] = plain - class_prob(model, hidden, targets)
     return drops.clamp(min=0)
 
 
